@@ -1,0 +1,258 @@
+"""Stage 1 of SiMPO: the weights of the virtual target measure.
+
+For one state with N candidates a_i ~ pi_old and critic values q_i, the f-divergence-regularised
+improvement problem (SPEC §2, paper Eq. for mu) has the solution
+
+    mu(a_i|s) ∝ pi_old(a_i|s) · g((q_i - nu(s)) / lambda),      sum_i w_i = 1,
+
+so the empirical target puts weight  w_i = g(z_i - nu)  on candidate i, with z_i = q_i / lambda and
+the normaliser nu solved for the g that is actually applied. `compute_weights` does that for every
+built-in g and for any user-supplied increasing g. Everything here is a pure array function that
+works under `jit` and `vmap`; validation of Python-level arguments happens eagerly, before tracing.
+
+Numerics: all schemes work on u_i = (q_i - max_j q_j) / lambda, which is <= 0 with its top entry
+exactly 0, so huge critic values or tiny temperatures never overflow (u saturates at
+-finfo.max / 4N, where every scheme has already reached its limit). Since w = g(u - nu') with
+nu' = nu - max z, shifting by max z changes nothing mathematically.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Weighting = str | Callable[[jax.Array], jax.Array]
+
+SCHEMES: dict[str, str] = {
+    "exp": "softmax of q/λ; forward KL, DPMD (Example 3.1)",
+    "linear": "max(q/λ − ν, 0), sparsemax; χ², QVPO-like (Example 3.2)",
+    "square": "max(q/λ − ν, 0)²; α-divergence with p = 2",
+    "power": "max(q/λ − ν, 0)^p, p > 0; α-divergence with p = 1/(α − 1) (Example 3.3)",
+    "signed_linear": "max(q/λ − ν, floor), floor ≤ 0 (default −inf: q/λ − mean + 1/N); signed",
+    "wd1": "(1 + c)·softmax(q/λ) − c·softmax(−q/λ), c ≥ 0 (wd1, Example 3.4); signed",
+}
+_PARAMS: dict[str, dict[str, float]] = {
+    "exp": {},
+    "linear": {},
+    "square": {},
+    "power": {"p": 2.0},
+    "signed_linear": {"floor": -math.inf},
+    "wd1": {"negative_mass": 1.0},
+}
+_BISECTION_ITERS = 48  # halves a bracket of width <= 2^6 well below float32 resolution
+_BRACKET_ITERS = 64  # x4 growth steps when bracketing ν for a user g: reach 4^64 = 2^128 > float32 max
+
+
+def _is_concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _check_params(scheme: Weighting, params: dict) -> dict:
+    """Fill defaults and validate scheme parameters; raises ValueError with one clear line."""
+    if callable(scheme):
+        if params:
+            raise ValueError(f"a callable weighting takes no parameters, got {sorted(params)}")
+        return {}
+    if scheme not in SCHEMES:
+        raise ValueError(
+            f"unknown weighting scheme {scheme!r}; allowed: {', '.join(SCHEMES)}, or a callable g"
+        )
+    allowed = _PARAMS[scheme]
+    unknown = set(params) - set(allowed)
+    if unknown:
+        takes = ", ".join(allowed) if allowed else "no parameters"
+        raise ValueError(f"scheme {scheme!r} takes {takes}; got {', '.join(sorted(unknown))}")
+    merged = {**allowed, **params}
+    checks = {
+        "p": (lambda v: v > 0, "must be > 0"),
+        "floor": (lambda v: v <= 0, "must be <= 0 (use -inf for no floor)"),
+        "negative_mass": (lambda v: v >= 0, "must be >= 0"),
+    }
+    for name, value in merged.items():
+        ok, rule = checks[name]
+        if _is_concrete(value) and not np.all(ok(np.asarray(value))):
+            raise ValueError(f"weighting {scheme!r}: {name}={value} {rule}")
+    return merged
+
+
+def _shifted_values(q: jax.Array, temperature) -> jax.Array:
+    """u = (q - max q) / λ over the last axis: u <= 0, top entry exactly 0 (no overflow)."""
+    # XLA flushes subnormals to zero: keep λ a normal float so u stays finite.
+    lam = jnp.maximum(jnp.asarray(temperature, q.dtype), jnp.finfo(q.dtype).tiny)
+    if lam.ndim > 0:
+        lam = lam[..., None]
+    shifted = q - jax.lax.stop_gradient(jnp.max(q, axis=-1, keepdims=True))
+    # Saturate at -finfo.max / (4N) so sums over N candidates stay finite: for every scheme such
+    # a candidate is already at its limit (zero weight, the floor, or the most negative weight).
+    bound = float(jnp.finfo(q.dtype).max) / (4 * q.shape[-1])
+    return jnp.maximum(shifted / lam, -bound)
+
+
+def _sorted_prefix_sums(u: jax.Array):
+    """Descending sort of u with prefix sums S1_k = Σ_{j<=k} u_j and S2_k = Σ_{j<=k} u_j²."""
+    u_sorted = -jnp.sort(-u, axis=-1)
+    return u_sorted, jnp.cumsum(u_sorted, axis=-1), jnp.cumsum(u_sorted**2, axis=-1)
+
+
+def _take_k(x: jax.Array, k: jax.Array) -> jax.Array:
+    return jnp.take_along_axis(x, k - 1, axis=-1)
+
+
+def _floored_linear(u: jax.Array, floor: float) -> jax.Array:
+    """w = max(u - ν, floor) with Σ w = 1, by sort and cumulative sum (sparsemax for floor=0).
+
+    With k candidates above the floor, Σ_{j<=k}(u_j - ν) + (N - k)·floor = 1. Candidate k is above
+    the floor iff Σ_{j<=k}(u_j - u_k) < 1 - N·floor, a prefix condition on the sorted values.
+    """
+    n = u.shape[-1]
+    if math.isinf(floor):  # no floor: the closed form u - mean(u) + 1/N (scaled: no overflow)
+        scale = jnp.maximum(jnp.max(jnp.abs(u), axis=-1, keepdims=True), 1.0)
+        us = u / scale
+        return scale * (us - jnp.mean(us, axis=-1, keepdims=True)) + 1.0 / n
+    # Candidates with u <= N·floor - 1 sit on the floor whatever ν is; clamping keeps sums finite.
+    u = jnp.maximum(u, n * floor - 2.0)
+    u_sorted, s1, _ = _sorted_prefix_sums(u)
+    ks = jnp.arange(1, n + 1, dtype=u.dtype)
+    active = s1 - ks * u_sorted < 1.0 - n * floor
+    k = jnp.maximum(jnp.sum(active, axis=-1, keepdims=True), 1)
+    nu = (_take_k(s1, k) + (n - k) * floor - 1.0) / k
+    return jnp.maximum(u - nu, floor)
+
+
+def _square(u: jax.Array) -> jax.Array:
+    """w = max(u - ν, 0)² with Σ w = 1: the smaller root of k ν² - 2 S1 ν + S2 - 1 = 0."""
+    n = u.shape[-1]
+    u = jnp.maximum(u, -2.0)  # entries below -1 are never active (ν >= max u - 1 = -1)
+    u_sorted, s1, s2 = _sorted_prefix_sums(u)
+    ks = jnp.arange(1, n + 1, dtype=u.dtype)
+    # Σ_{j<=k} (u_j - u_k)² < 1  <=>  candidate k is active
+    active = s2 - 2.0 * s1 * u_sorted + ks * u_sorted**2 < 1.0
+    k = jnp.maximum(jnp.sum(active, axis=-1, keepdims=True), 1)
+    k_f = k.astype(u.dtype)
+    S1, S2 = _take_k(s1, k), _take_k(s2, k)
+    nu = (S1 - jnp.sqrt(jnp.maximum(S1**2 - k_f * (S2 - 1.0), 0.0))) / k_f
+    return jnp.maximum(u - nu, 0.0) ** 2
+
+
+def _bisect_normaliser(total: Callable, lo: jax.Array, hi: jax.Array, iters: int = _BISECTION_ITERS) -> jax.Array:
+    """Fixed-iteration bisection for the ν with total(ν) = 1, total decreasing, total(lo) >= 1 >= total(hi)."""
+
+    def body(_, bracket):
+        lo, hi = bracket
+        mid = 0.5 * (lo + hi)
+        above = total(mid) > 1.0
+        return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, iters, body, (lo, hi))
+    return 0.5 * (lo + hi)
+
+
+def _power(u: jax.Array, p) -> jax.Array:
+    """w = max(u - ν, 0)^p with Σ w = 1; ν lies in [max u - 1, max u] = [-1, 0]."""
+    u = jnp.maximum(u, -2.0)
+    g = lambda x: jnp.maximum(x, 0.0) ** p
+    total = lambda nu: jnp.sum(g(u - nu), axis=-1, keepdims=True)
+    lo = jnp.full(u.shape[:-1] + (1,), -1.0, u.dtype)
+    nu = _bisect_normaliser(total, lo, jnp.zeros_like(lo))
+    w = g(u - nu)
+    return w / jnp.sum(w, axis=-1, keepdims=True)
+
+
+def _wd1(u: jax.Array, negative_mass) -> jax.Array:
+    """(1 + c)·softmax(u) - c·softmax(-u): positive mass 1 + c, negative mass c, Σ w = 1."""
+    return (1.0 + negative_mass) * jax.nn.softmax(u, axis=-1) - negative_mass * jax.nn.softmax(-u, axis=-1)
+
+
+def _custom(u: jax.Array, g: Callable) -> tuple[jax.Array, jax.Array]:
+    """w = g(u - ν) for an increasing user g; ν bracketed by geometric steps, then bisected."""
+    total = lambda nu: jnp.sum(g(u - nu), axis=-1, keepdims=True)
+    zero = jnp.zeros(u.shape[:-1] + (1,), u.dtype)
+
+    def widen(_, state):
+        lo, hi, step = state
+        lo = jnp.where(total(lo) < 1.0, lo - step, lo)
+        hi = jnp.where(total(hi) > 1.0, hi + step, hi)
+        return lo, hi, 4.0 * step
+
+    lo, hi, _ = jax.lax.fori_loop(0, _BRACKET_ITERS, widen, (zero - 1.0, zero, zero + 1.0))
+    solvable = (total(lo) >= 1.0) & (total(hi) <= 1.0)
+    nu = _bisect_normaliser(total, lo, hi, iters=_BISECTION_ITERS + 2 * _BRACKET_ITERS)
+    w = g(u - nu)
+    # Tidy the last round-off only for non-negative weights; for signed ones it would amplify it.
+    nonneg = jnp.all(w >= 0, axis=-1, keepdims=True)
+    w = jnp.where(nonneg, w / jnp.sum(w, axis=-1, keepdims=True), w)
+    return jnp.where(solvable, w, jnp.nan), nu
+
+
+def check_increasing(g: Callable, u: jax.Array, name: str = "g") -> None:
+    """Raise ValueError if g decreases anywhere on [min u, max u] (checked on u and a dense grid)."""
+    u = jnp.asarray(u, jnp.float32)
+    lo, hi = float(jnp.min(u)), float(jnp.max(u))
+    grid = jnp.sort(jnp.concatenate([u.ravel(), jnp.linspace(lo, hi, 257)]))
+    values = jnp.asarray(g(grid), jnp.float32)
+    if values.shape != grid.shape:
+        raise ValueError(f"weighting {name} must map an array to an array of the same shape")
+    if not bool(jnp.all(jnp.isfinite(values))):
+        raise ValueError(f"weighting {name} is not finite on the observed range [{lo:.3g}, {hi:.3g}]")
+    drops = values[:-1] - values[1:]
+    tol = 1e-6 * (1.0 + jnp.abs(values[:-1]))
+    if bool(jnp.any(drops > tol)):
+        at = float(grid[int(jnp.argmax(drops - tol))])
+        raise ValueError(
+            f"weighting {name} must be increasing; it decreases near x={at:.3g} "
+            f"on the observed range [{lo:.3g}, {hi:.3g}]"
+        )
+
+
+def compute_weights(q: jax.Array, scheme: Weighting = "exp", temperature=1.0, **params) -> jax.Array:
+    """Weights w_i = g(q_i/λ − ν) of the (signed) target measure; Σ_i w_i = 1 over the last axis.
+
+    Args:
+      q: critic values, shape (..., N): N candidates per state.
+      scheme: a name in `SCHEMES` or an increasing callable g (ν is then solved numerically).
+      temperature: λ > 0, a scalar or an array of shape q.shape[:-1] (one λ per state).
+      **params: `p` for "power", `floor` for "signed_linear", `negative_mass` (c) for "wd1".
+
+    Returns weights with q's shape. Under `jit` a callable g whose ν cannot be bracketed gives NaN;
+    called eagerly, a g that is not increasing on the observed range raises ValueError.
+    """
+    params = _check_params(scheme, params)
+    q = jnp.asarray(q)
+    if not jnp.issubdtype(q.dtype, jnp.floating):
+        q = q.astype(jnp.float32)
+    if q.ndim < 1 or q.shape[-1] < 1:
+        raise ValueError(f"q must have shape (..., N) with N >= 1 candidates, got {q.shape}")
+    if _is_concrete(temperature) and not np.all(np.asarray(temperature) > 0):
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    u = _shifted_values(q, temperature)
+    if callable(scheme):
+        w, nu = _custom(u, scheme)
+        if _is_concrete(w):
+            name = getattr(scheme, "__name__", "g")
+            solved = bool(jnp.all(jnp.isfinite(w)))
+            args = u - nu if solved else u  # the observed range of g's argument
+            check_increasing(scheme, args[jnp.isfinite(args)], name)
+            if not solved:
+                raise ValueError(
+                    f"weighting {name}: no normaliser ν makes Σ g(q/λ − ν) = 1 "
+                    "(g must reach 1/N: e.g. g = exp, x ↦ max(x, 0)^p, or 1/N + x)"
+                )
+        return w
+    if scheme == "exp":
+        return jax.nn.softmax(u, axis=-1)
+    if scheme == "linear":
+        return _floored_linear(u, 0.0)
+    if scheme == "square":
+        return _square(u)
+    if scheme == "power":
+        p = params["p"]
+        if isinstance(p, (int, float)) and p in (1, 2):
+            return _floored_linear(u, 0.0) if p == 1 else _square(u)
+        return _power(u, p)
+    if scheme == "signed_linear":
+        return _floored_linear(u, float(params["floor"]))
+    return _wd1(u, params["negative_mass"])

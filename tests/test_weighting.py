@@ -1,0 +1,231 @@
+"""Stage 1 properties of `compute_weights`, for every built-in scheme and user-supplied g."""
+
+from functools import lru_cache
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import brentq
+
+from simpo.weighting import SCHEMES, compute_weights
+
+
+def user_exp(x):
+    return jnp.exp(x)
+
+
+def user_leaky(x):  # signed, increasing: a leaky-ReLU weighting as the authors' fork tried
+    return jnp.where(x > 0, x, 0.1 * x)
+
+
+def user_power(x):
+    return jnp.maximum(x, 0.0) ** 1.5
+
+
+CASES = [
+    ("exp", ()),
+    ("linear", ()),
+    ("square", ()),
+    ("power", (("p", 0.5),)),
+    ("power", (("p", 1.0),)),
+    ("power", (("p", 3.0),)),
+    ("signed_linear", ()),
+    ("signed_linear", (("floor", -0.02),)),
+    ("wd1", ()),
+    ("wd1", (("negative_mass", 0.3),)),
+    (user_exp, ()),
+    (user_leaky, ()),
+    (user_power, ()),
+]
+IDS = [f"{getattr(s, '__name__', s)}{dict(p) or ''}" for s, p in CASES]
+SIGNED = {"signed_linear", "wd1", user_leaky}
+
+
+@lru_cache(maxsize=None)
+def jitted(scheme, params):
+    return jax.jit(lambda q, lam: compute_weights(q, scheme, lam, **dict(params)))
+
+
+def weights(q, scheme, params, lam=1.0):
+    return np.asarray(jitted(scheme, params)(jnp.asarray(q, jnp.float32), jnp.float32(lam)))
+
+
+q_batches = st.sampled_from([(1, 1), (1, 2), (3, 7), (2, 64)]).flatmap(
+    lambda shape: st.lists(
+        st.floats(-10, 10, width=32), min_size=shape[0] * shape[1], max_size=shape[0] * shape[1]
+    ).map(lambda xs: np.asarray(xs, np.float32).reshape(shape))
+)
+temperatures = st.floats(0.3, 3.0)
+FAST = settings(max_examples=25, deadline=None)
+
+
+def assert_sums_to_one(w):
+    scale = np.maximum(1.0, np.abs(w).sum(-1))
+    np.testing.assert_array_less(np.abs(w.sum(-1) - 1.0), 2e-5 * scale)
+
+
+@pytest.mark.parametrize("scheme,params", CASES, ids=IDS)
+@FAST
+@given(q=q_batches, lam=temperatures)
+def test_weights_sum_to_one_and_sign(scheme, params, q, lam):
+    w = weights(q, scheme, params, lam)
+    assert w.shape == q.shape and np.all(np.isfinite(w))
+    assert_sums_to_one(w)
+    if scheme not in SIGNED:
+        assert np.all(w >= 0)
+
+
+@pytest.mark.parametrize("scheme,params", CASES, ids=IDS)
+@FAST
+@given(q=q_batches, lam=temperatures, shift=st.floats(-100, 100))
+def test_invariant_to_adding_a_constant(scheme, params, q, lam, shift):
+    np.testing.assert_allclose(
+        weights(q + np.float32(shift), scheme, params, lam), weights(q, scheme, params, lam), atol=3e-3
+    )
+
+
+@pytest.mark.parametrize("scheme,params", CASES, ids=IDS)
+@FAST
+@given(q=q_batches, lam=temperatures, scale=st.floats(1e-3, 1e3))
+def test_invariant_to_scaling_q_and_temperature(scheme, params, q, lam, scale):
+    scaled = weights(q * np.float32(scale), scheme, params, lam * scale)
+    np.testing.assert_allclose(scaled, weights(q, scheme, params, lam), atol=2e-4)
+
+
+@pytest.mark.parametrize("scheme,params", CASES, ids=IDS)
+@FAST
+@given(q=q_batches, lam=temperatures, bump=st.floats(0.01, 5.0), index=st.integers(0, 63))
+def test_monotone_in_own_q(scheme, params, q, lam, bump, index):
+    i = index % q.shape[-1]
+    raised = q.copy()
+    raised[:, i] += np.float32(bump)
+    assert np.all(weights(raised, scheme, params, lam)[:, i] >= weights(q, scheme, params, lam)[:, i] - 1e-5)
+
+
+@pytest.mark.parametrize("scheme,params", CASES, ids=IDS)
+@FAST
+@given(q=q_batches, lam=temperatures)
+def test_policy_improvement_theorem_3_5(scheme, params, q, lam):
+    """Thm 3.5: with g increasing, E_w[Q] >= E_uniform[Q] for the empirical target measure."""
+    w = weights(q, scheme, params, lam)
+    improvement = (w * q).sum(-1) - q.mean(-1)
+    assert np.all(improvement >= -1e-4 * (1 + np.abs(q).max()))
+
+
+@pytest.mark.parametrize("scheme,params", CASES, ids=IDS)
+def test_degenerate_inputs_are_well_defined(scheme, params):
+    equal = np.full((2, 5), 3.0, np.float32)
+    np.testing.assert_allclose(weights(equal, scheme, params), 0.2, atol=1e-5)
+    np.testing.assert_allclose(weights(np.array([[7.0]]), scheme, params), [[1.0]], atol=1e-6)
+    top_heavy = np.array([[0.0, -1e6, -2e6, 5e5]], np.float32)
+    w = weights(top_heavy, scheme, params, lam=1.0)
+    assert np.all(np.isfinite(w)) and w[0, 3] == w.max()
+    extremes = np.array([[3e38, -3e38, 0.0, 1e30, -1e-38]], np.float32)
+    for lam in (1e-30, 1.0, 1e30):
+        w = weights(extremes, scheme, params, lam)
+        assert np.all(np.isfinite(w)), (lam, w)
+        assert w[0, 0] == w.max()
+    tiny = np.array([[1e-30, 2e-30, 0.0]], np.float32)
+    assert np.all(np.isfinite(weights(tiny, scheme, params, lam=1e-38)))
+
+
+def reference_weights(q, g, lam):
+    """float64 reference: brentq for ν with Σ g(q/λ − ν) = 1."""
+    z = q.astype(np.float64) / lam
+    out = []
+    for row in z:
+        total = lambda nu: np.sum(g(row - nu)) - 1.0
+        lo, hi = row.max() - 1.0, row.max() + 1.0
+        while total(lo) < 0:
+            lo -= 2 * (hi - lo)
+        while total(hi) > 0:
+            hi += 2 * (hi - lo)
+        nu = brentq(total, lo, hi, xtol=1e-14)
+        out.append(g(row - nu))
+    return np.asarray(out)
+
+
+@pytest.mark.parametrize(
+    "scheme,params,g",
+    [
+        ("exp", {}, np.exp),
+        ("linear", {}, lambda x: np.maximum(x, 0)),
+        ("square", {}, lambda x: np.maximum(x, 0) ** 2),
+        ("power", {"p": 0.5}, lambda x: np.maximum(x, 0) ** 0.5),
+        ("power", {"p": 3.0}, lambda x: np.maximum(x, 0) ** 3),
+        ("signed_linear", {}, lambda x: x),
+        ("signed_linear", {"floor": -0.05}, lambda x: np.maximum(x, -0.05)),
+        (user_leaky, {}, lambda x: np.where(x > 0, x, 0.1 * x)),
+    ],
+)
+def test_normaliser_matches_float64_reference(scheme, params, g):
+    q = np.asarray(jax.random.normal(jax.random.PRNGKey(3), (16, 32)) * 2.0)
+    for lam in (0.1, 1.0, 10.0):
+        ours = np.asarray(compute_weights(jnp.asarray(q), scheme, lam, **params))
+        np.testing.assert_allclose(ours, reference_weights(q, g, lam), rtol=1e-4, atol=2e-5)
+
+
+def test_wd1_matches_example_3_4_form():
+    q = jax.random.normal(jax.random.PRNGKey(1), (4, 9))
+    c, lam = 0.7, 0.5
+    expected = (1 + c) * jax.nn.softmax(q / lam) - c * jax.nn.softmax(-q / lam)
+    np.testing.assert_allclose(compute_weights(q, "wd1", lam, negative_mass=c), expected, atol=1e-6)
+    assert np.all(np.asarray(compute_weights(q, "wd1", lam)).min(-1) < 0)
+
+
+def test_signed_linear_closed_form_and_floor():
+    q = jax.random.normal(jax.random.PRNGKey(2), (5, 12))
+    lam = 0.8
+    z = q / lam
+    np.testing.assert_allclose(
+        compute_weights(q, "signed_linear", lam), z - z.mean(-1, keepdims=True) + 1 / 12, atol=1e-6
+    )
+    floored = compute_weights(q, "signed_linear", lam, floor=-0.01)
+    assert float(floored.min()) >= -0.01 - 1e-7  # clipped at the same floor ν was solved for
+    assert_sums_to_one(np.asarray(floored))
+
+
+def test_per_state_temperature_and_vmap():
+    q = jax.random.normal(jax.random.PRNGKey(4), (6, 10))
+    lam = jnp.linspace(0.2, 2.0, 6)
+    batched = compute_weights(q, "square", lam)
+    rows = jax.vmap(lambda qi, li: compute_weights(qi, "square", li))(q, lam)
+    np.testing.assert_allclose(batched, rows, atol=1e-6)
+    for i in range(6):
+        np.testing.assert_allclose(batched[i], compute_weights(q[i], "square", float(lam[i])), atol=1e-6)
+
+
+def test_every_builtin_scheme_is_covered():
+    assert {s for s, _ in CASES if isinstance(s, str)} == set(SCHEMES)
+
+
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda q: compute_weights(q, "softmaxx"), "unknown weighting scheme 'softmaxx'; allowed: exp"),
+        (lambda q: compute_weights(q, "power", p=0.0), "p=0.0 must be > 0"),
+        (lambda q: compute_weights(q, "power", p=-1.0), "must be > 0"),
+        (lambda q: compute_weights(q, "signed_linear", floor=0.1), "floor=0.1 must be <= 0"),
+        (lambda q: compute_weights(q, "wd1", negative_mass=-1.0), "must be >= 0"),
+        (lambda q: compute_weights(q, "exp", p=2.0), "scheme 'exp' takes no parameters; got p"),
+        (lambda q: compute_weights(q, "exp", 0.0), "temperature must be > 0"),
+        (lambda q: compute_weights(q, "exp", -1.0), "temperature must be > 0"),
+        (lambda q: compute_weights(q, lambda x: -x), "must be increasing"),
+        (lambda q: compute_weights(q, jnp.cos, 0.05), "must be increasing"),
+        (lambda q: compute_weights(q, lambda x: 0.001 * jnp.tanh(x)), "no normaliser"),
+        (lambda q: compute_weights(q[:, :0]), "N >= 1"),
+    ],
+)
+def test_bad_input_is_a_clear_value_error(call, message):
+    q = jax.random.normal(jax.random.PRNGKey(0), (3, 8))
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        call(q)
+
+
+def test_non_increasing_user_g_gives_nan_under_jit():
+    q = jax.random.normal(jax.random.PRNGKey(0), (3, 8))
+    w = jax.jit(lambda q: compute_weights(q, lambda x: -x))(q)
+    assert np.all(np.isnan(w))
