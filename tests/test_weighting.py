@@ -92,7 +92,9 @@ def test_invariant_to_adding_a_constant(scheme, params, q, lam, shift):
 @given(q=q_batches, lam=temperatures, scale=st.floats(1e-3, 1e3))
 def test_invariant_to_scaling_q_and_temperature(scheme, params, q, lam, scale):
     scaled = weights(q * np.float32(scale), scheme, params, lam * scale)
-    np.testing.assert_allclose(scaled, weights(q, scheme, params, lam), atol=2e-4)
+    # For p < 1, g' is unbounded at 0: a float32 error ε in ν moves a weight by ~ε^p (6e-8^0.5 = 2.4e-4).
+    atol = 1e-3 if dict(params).get("p", 1.0) < 1 else 2e-4
+    np.testing.assert_allclose(scaled, weights(q, scheme, params, lam), atol=atol)
 
 
 @pytest.mark.parametrize("scheme,params", CASES, ids=IDS)

@@ -1,0 +1,80 @@
+"""The temperature tuner drives the weights to their KL or ESS target, inside jit."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from simpo.temperature import (
+    TemperatureConfig,
+    effective_sample_fraction,
+    init_temperature,
+    kl_to_uniform,
+    temperature_value,
+    update_temperature,
+    weight_diagnostics,
+)
+from simpo.weighting import compute_weights
+
+
+def tune(config, scheme, steps=600):
+    q = jax.random.normal(jax.random.PRNGKey(0), (64, 32))
+
+    @jax.jit
+    def run(state):
+        def step(state, _):
+            w = compute_weights(q, scheme, temperature_value(state))
+            return update_temperature(config, state, w)[0], None
+
+        return jax.lax.scan(step, state, None, length=steps)[0]
+
+    state = run(init_temperature(config))
+    return compute_weights(q, scheme, temperature_value(state)), float(temperature_value(state))
+
+
+@pytest.mark.parametrize("scheme", ["exp", "linear", "square"])
+@pytest.mark.parametrize("init", [0.05, 5.0])
+def test_kl_target_is_reached(scheme, init):
+    config = TemperatureConfig(target="kl", init=init, kl_target=1.0, lr=0.05)
+    w, _ = tune(config, scheme)
+    assert abs(float(jnp.mean(kl_to_uniform(w))) - 1.0) < 0.1
+
+
+@pytest.mark.parametrize("scheme", ["exp", "wd1", "signed_linear"])
+def test_ess_target_is_reached_for_signed_weights_too(scheme):
+    config = TemperatureConfig(target="ess", init=1.0, ess_target=0.3, lr=0.05)
+    w, _ = tune(config, scheme)
+    assert abs(float(jnp.mean(effective_sample_fraction(w))) - 0.3) < 0.03
+
+
+def test_fixed_temperature_never_moves():
+    config = TemperatureConfig(target="fixed", init=0.7)
+    _, lam = tune(config, "exp", steps=10)
+    assert lam == pytest.approx(0.7)
+
+
+def test_diagnostics_on_known_weights():
+    uniform = jnp.full((2, 4), 0.25)
+    one_hot = jnp.array([[1.0, 0.0, 0.0, 0.0]])
+    signed = jnp.array([[1.5, -0.5, 0.0, 0.0]])
+    np.testing.assert_allclose(kl_to_uniform(uniform), 0.0, atol=1e-6)
+    np.testing.assert_allclose(effective_sample_fraction(uniform), 1.0, atol=1e-6)
+    np.testing.assert_allclose(effective_sample_fraction(one_hot), 0.25, atol=1e-6)
+    assert float(kl_to_uniform(one_hot)[0]) > 1.3  # near log 4 = 1.386
+    d = weight_diagnostics(signed)
+    assert float(d["weights/negative_fraction"]) == 0.25
+    assert float(d["weights/negative_mass"]) == -0.5
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"target": "entropy"}, "temperature target must be one of fixed, kl, ess"),
+        ({"init": 0.0}, "init must be > 0"),
+        ({"ess_target": 1.5}, "ess_target must be in"),
+        ({"lr": -1.0}, "lr must be > 0"),
+    ],
+)
+def test_bad_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TemperatureConfig(**kwargs)
