@@ -1,0 +1,111 @@
+"""Flax networks for SiMPO policies (SPEC §4).
+
+The policy network is the authors' backbone: ``v_θ(x, t, s)`` (flow velocity) or ``ε_θ(x, t, s)``
+(diffusion noise) is an MLP on ``[x, time embedding, condition embedding]``, with a learnable Fourier
+time embedding followed by a 2-layer mish MLP, and a condition embedding MLP(128, 128).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+__all__ = ["ACTIVATIONS", "get_activation", "mish", "LearnableFourierEmbedding", "MLP", "VectorField"]
+
+
+def mish(x: jax.Array) -> jax.Array:
+    """Mish activation ``x · tanh(softplus(x))``."""
+    return x * jnp.tanh(jax.nn.softplus(x))
+
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "mish": mish,
+    "relu": jax.nn.relu,
+    "silu": jax.nn.silu,
+    "tanh": jnp.tanh,
+}
+
+
+def get_activation(activation: str | Callable[[jax.Array], jax.Array]) -> Callable[[jax.Array], jax.Array]:
+    """Resolve an activation by name (one of ``ACTIVATIONS``); callables pass through."""
+    if callable(activation):
+        return activation
+    try:
+        return ACTIVATIONS[activation]
+    except KeyError:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}") from None
+
+
+def _kernel_init():
+    # The authors' default: orthogonal(√2) kernels, zero biases.
+    return nn.initializers.orthogonal(jnp.sqrt(2.0))
+
+
+class LearnableFourierEmbedding(nn.Module):
+    """Learnable Fourier features of time: ``[cos(2π t Wᵀ), sin(2π t Wᵀ)]``, ``W ~ N(0, 0.2²)``.
+
+    Input ``t`` has shape ``(..., k)`` (``k = 1`` for time); output has shape ``(..., 2·(features // 2))``.
+    """
+
+    features: int = 64
+
+    @nn.compact
+    def __call__(self, t: jax.Array) -> jax.Array:
+        w = self.param("kernel", nn.initializers.normal(0.2), (self.features // 2, t.shape[-1]), jnp.float32)
+        f = 2.0 * jnp.pi * t @ w.T
+        return jnp.concatenate([jnp.cos(f), jnp.sin(f)], axis=-1)
+
+
+class MLP(nn.Module):
+    """Dense layers of ``hidden_dims`` with ``activation`` after each, then an optional linear output.
+
+    ``output_dim=None`` (or 0) gives no output layer, so the last hidden layer is activated (used for the
+    time and condition embeddings, as in the authors' code).
+    """
+
+    hidden_dims: Sequence[int] = ()
+    activation: str | Callable[[jax.Array], jax.Array] = "mish"
+    output_dim: int | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = get_activation(self.activation)
+        for size in self.hidden_dims:
+            x = act(nn.Dense(size, kernel_init=_kernel_init())(x))
+        if self.output_dim:
+            x = nn.Dense(self.output_dim, kernel_init=_kernel_init())(x)
+        return x
+
+
+class VectorField(nn.Module):
+    """``v_θ(x, t, s)`` (or ``ε_θ``): MLP on ``[x, emb(t), emb(s)]`` with output of ``x``'s last dim.
+
+    Args of ``__call__``: ``x`` ``(..., d)``, ``t`` ``(..., 1)``, ``cond`` ``(..., c)`` or ``None`` (a
+    state-less bandit: no condition branch). Leading dims are broadcast against each other, so e.g. a
+    single ``t`` of shape ``(1,)`` may serve a whole batch. Output: ``(*broadcast_batch, d)``.
+    """
+
+    hidden_dims: tuple[int, ...] = (256, 256, 256)
+    time_dim: int = 64
+    cond_dims: tuple[int, ...] = (128, 128)
+    activation: str = "mish"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, t: jax.Array, cond: jax.Array | None = None) -> jax.Array:
+        x = jnp.asarray(x, jnp.float32)
+        t = jnp.asarray(t, jnp.float32)
+        if t.ndim == 0:
+            t = t[None]
+        t_emb = LearnableFourierEmbedding(self.time_dim)(t)
+        t_emb = MLP((self.time_dim, self.time_dim), activation="mish")(t_emb)
+        parts = [x, t_emb]
+        if cond is not None:
+            cond = jnp.asarray(cond, jnp.float32)
+            parts.append(MLP(tuple(self.cond_dims), activation=self.activation)(cond))
+        batch = jnp.broadcast_shapes(*(p.shape[:-1] for p in parts))
+        parts = [jnp.broadcast_to(p, (*batch, p.shape[-1])) for p in parts]
+        h = jnp.concatenate(parts, axis=-1)
+        return MLP(tuple(self.hidden_dims), activation=self.activation, output_dim=x.shape[-1])(h)
