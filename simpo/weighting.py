@@ -52,7 +52,7 @@ def _is_concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def _check_params(scheme: Weighting, params: dict) -> dict:
+def validate_scheme(scheme: Weighting, params: dict) -> dict:
     """Fill defaults and validate scheme parameters; raises ValueError with one clear line."""
     if callable(scheme):
         if params:
@@ -220,7 +220,7 @@ def compute_weights(q: jax.Array, scheme: Weighting = "exp", temperature=1.0, **
     Returns weights with q's shape. Under `jit` a callable g whose ν cannot be bracketed gives NaN;
     called eagerly, a g that is not increasing on the observed range raises ValueError.
     """
-    params = _check_params(scheme, params)
+    params = validate_scheme(scheme, params)
     q = jnp.asarray(q)
     if not jnp.issubdtype(q.dtype, jnp.floating):
         q = q.astype(jnp.float32)
