@@ -1,0 +1,220 @@
+"""The online SiMPO agent (SPEC §5): double-Q critic, and an actor improved by measure matching.
+
+One update, as one pure function (`SiMPO.update`):
+  1. critic:  y = r + γ(1 − terminated)·min_k Q̄_k(s′, a′), a′ ~ π_θ(·|s′) (one sample); MSE.
+  2. Stage 1: N candidates a_i ~ π_old(·|s) + σ·ξ, clipped to the box; Q_i = mean_k Q_k(s, a_i);
+     w = compute_weights(Q, weighting, λ)  — the (signed) target measure μ = Σ_i w_i δ_{a_i}.
+  3. Stage 2: the reweighted matching loss of the policy class (flow: CFM; diffusion: ε-MSE).
+  4. λ: one tuner step toward its KL / ESS target (or fixed).
+  5. targets: Polyak on the critics; π_old ← π_θ every `old_policy_interval` updates.
+DPMD (weighting `exp`) and QVPO-like (`linear` + uniform-action term) are presets of this agent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Annotated, Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+import tyro
+
+from simpo.agents.base import Batch
+from simpo.agents.critic import CriticState, DoubleCritic, critic_step, init_critic_state, polyak, td_target
+from simpo.policies import PolicyConfig, make_policy
+from simpo.temperature import (
+    TemperatureConfig,
+    TemperatureState,
+    init_temperature,
+    temperature_value,
+    update_temperature,
+    weight_diagnostics,
+)
+from simpo.weighting import SCHEMES, validate_scheme, compute_weights
+
+EVAL_MODES = ("single", "best_of_n")
+
+
+@dataclass(frozen=True)
+class SiMPOConfig:
+    """Hyperparameters of the SiMPO agent. Defaults are the authors' (`paper` preset, SPEC §5)."""
+
+    policy: PolicyConfig = PolicyConfig(kind="diffusion", steps=20)
+    weighting: Annotated[str, tyro.conf.arg(aliases=("--weighting",))] = "exp"
+    """Stage-1 scheme: one of exp, linear, square, power, signed_linear, wd1."""
+    power_p: float = 2.0
+    """Exponent p of the `power` scheme."""
+    floor: float = -math.inf
+    """Floor of the `signed_linear` scheme (<= 0; -inf: no floor)."""
+    negative_mass: float = 1.0
+    """Negative mass c of the `wd1` scheme."""
+    temperature: TemperatureConfig = TemperatureConfig(target="kl", init=1.0, kl_target=2.0, lr=3e-4)
+    num_candidates: int = 64
+    candidate_noise: float = 0.2
+    """σ of the Gaussian jitter added to candidates from π_old before clipping."""
+    old_policy_interval: int = 1000
+    """π_old is a hard copy of the actor, refreshed every this many updates."""
+    uniform_actions: int = 0
+    """QVPO's entropy term: this many actions per state drawn from U[-1, 1]^d ..."""
+    uniform_weight: float = 0.0
+    """... trained with this total weight (unweighted matching loss on them)."""
+    actor_lr: float = 1e-4
+    critic_lr: float = 3e-4
+    critic_hidden_dims: tuple[int, ...] = (256, 256)
+    discount: float = 0.99
+    tau: float = 0.005
+    eval_candidates: int = 10
+    """M of the best-of-M evaluation (argmax of min-Q over M policy samples)."""
+
+    def __post_init__(self):
+        if self.weighting not in SCHEMES:
+            raise ValueError(f"unknown weighting {self.weighting!r}; allowed: {', '.join(SCHEMES)}")
+        validate_scheme(self.weighting, self.weighting_params)
+        positive_ints = ("num_candidates", "old_policy_interval", "eval_candidates")
+        for name in positive_ints:
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        for name in ("actor_lr", "critic_lr"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not 0 < self.discount <= 1:
+            raise ValueError(f"discount must be in (0, 1], got {self.discount}")
+        if not 0 < self.tau <= 1:
+            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
+        if self.candidate_noise < 0 or self.uniform_actions < 0 or self.uniform_weight < 0:
+            raise ValueError("candidate_noise, uniform_actions and uniform_weight must be >= 0")
+
+    @property
+    def weighting_params(self) -> dict[str, float]:
+        return {"power": {"p": self.power_p}, "signed_linear": {"floor": self.floor},
+                "wd1": {"negative_mass": self.negative_mass}}.get(self.weighting, {})
+
+    def replace(self, **changes) -> "SiMPOConfig":
+        return dataclasses.replace(self, **changes)
+
+
+class SiMPOState(NamedTuple):
+    actor_params: Any
+    old_actor_params: Any
+    actor_opt_state: Any
+    critic: CriticState
+    temperature: TemperatureState
+    step: jax.Array
+
+
+@dataclass(frozen=True)
+class SiMPO:
+    """SiMPO agent for `obs_dim`-dimensional states and actions in [-1, 1]^`action_dim`."""
+
+    config: SiMPOConfig
+    obs_dim: int
+    action_dim: int
+    policy: Any = field(init=False, compare=False, hash=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "policy", make_policy(self.config.policy, self.action_dim))
+
+    @property
+    def critic(self) -> DoubleCritic:
+        return DoubleCritic(hidden_dims=tuple(self.config.critic_hidden_dims))
+
+    @property
+    def actor_tx(self) -> optax.GradientTransformation:
+        return optax.adam(self.config.actor_lr)
+
+    @property
+    def critic_tx(self) -> optax.GradientTransformation:
+        return optax.adam(self.config.critic_lr)
+
+    def init(self, key: jax.Array) -> SiMPOState:
+        k_actor, k_critic = jax.random.split(key)
+        actor_params = self.policy.init(k_actor, self.obs_dim)
+        return SiMPOState(
+            actor_params=actor_params,
+            old_actor_params=actor_params,
+            actor_opt_state=self.actor_tx.init(actor_params),
+            critic=init_critic_state(self.critic, self.critic_tx, k_critic, self.obs_dim, self.action_dim),
+            temperature=init_temperature(self.config.temperature),
+            step=jnp.zeros((), jnp.int32),
+        )
+
+    def act(self, state: SiMPOState, key: jax.Array, obs: jax.Array, eval_mode: str | None = None) -> jax.Array:
+        """Training (`eval_mode=None`) and `single`: one policy sample. `best_of_n`: the best of M
+        samples by min-Q (the authors' evaluation protocol)."""
+        if eval_mode not in (None, *EVAL_MODES):
+            raise ValueError(f"eval_mode must be one of {EVAL_MODES} or None, got {eval_mode!r}")
+        if eval_mode != "best_of_n":
+            return self.policy.sample(state.actor_params, key, obs.shape[:-1], cond=obs)
+        m = self.config.eval_candidates
+        cond = obs[..., None, :]
+        actions = self.policy.sample(state.actor_params, key, (*obs.shape[:-1], m), cond=cond)
+        q = self.critic.apply(state.critic.params, cond, actions).min(axis=0)
+        best = jnp.argmax(q, axis=-1)
+        return jnp.take_along_axis(actions, best[..., None, None], axis=-2)[..., 0, :]
+
+    def candidates(self, state: SiMPOState, key: jax.Array, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Stage-1 inputs: N candidates from π_old (+ jitter, clipped) and their mean-critic Q-values."""
+        k_sample, k_noise = jax.random.split(key)
+        cond = obs[:, None, :]
+        actions = self.policy.sample(state.old_actor_params, k_sample, (obs.shape[0], self.config.num_candidates), cond)
+        actions = actions + self.config.candidate_noise * jax.random.normal(k_noise, actions.shape)
+        actions = jnp.clip(actions, -1.0, 1.0)
+        q = self.critic.apply(state.critic.params, cond, actions).mean(axis=0)
+        return actions, q
+
+    def actor_loss(self, params, key, obs, actions, weights):
+        """Stage 2: reweighted matching on the candidates, plus QVPO's optional uniform-action term."""
+        k_match, k_uniform, k_unif_loss = jax.random.split(key, 3)
+        loss, metrics = self.policy.loss(params, k_match, actions, weights, obs[:, None, :])
+        c = self.config
+        if c.uniform_actions and c.uniform_weight:
+            uniform = jax.random.uniform(k_uniform, (obs.shape[0], c.uniform_actions, self.action_dim), minval=-1.0, maxval=1.0)
+            flat = jnp.full(uniform.shape[:-1], 1.0 / c.uniform_actions)
+            uniform_loss, _ = self.policy.loss(params, k_unif_loss, uniform, flat, obs[:, None, :])
+            loss = loss + c.uniform_weight * uniform_loss
+        return loss, metrics
+
+    def update(self, state: SiMPOState, batch: Batch, key: jax.Array) -> tuple[SiMPOState, dict[str, jax.Array]]:
+        c = self.config
+        k_next, k_cand, k_actor = jax.random.split(key, 3)
+
+        # 1. critic
+        next_action = self.policy.sample(state.actor_params, k_next, batch.next_obs.shape[:-1], batch.next_obs)
+        next_q = self.critic.apply(state.critic.target_params, batch.next_obs, next_action).min(axis=0)
+        target = td_target(batch.reward, batch.terminated, next_q, c.discount)
+        critic_state, critic_metrics = critic_step(self.critic, self.critic_tx, state.critic, batch.obs, batch.action, target)
+
+        # 2. Stage 1: candidates from π_old, scored by the (pre-update) critics, weighted
+        actions, q = self.candidates(state, k_cand, batch.obs)
+        weights = compute_weights(q, c.weighting, temperature_value(state.temperature), **c.weighting_params)
+
+        # 3. Stage 2: reweighted matching
+        (actor_loss, match_metrics), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
+            state.actor_params, k_actor, batch.obs, actions, weights
+        )
+        updates, actor_opt_state = self.actor_tx.update(grads, state.actor_opt_state, state.actor_params)
+        actor_params = optax.apply_updates(state.actor_params, updates)
+
+        # 4. temperature, 5. targets
+        temperature, temp_metrics = update_temperature(c.temperature, state.temperature, weights)
+        critic_state = critic_state._replace(target_params=polyak(critic_state.target_params, critic_state.params, c.tau))
+        step = state.step + 1
+        refresh = step % c.old_policy_interval == 0
+        old_actor_params = jax.tree.map(lambda new, old: jnp.where(refresh, new, old), actor_params, state.old_actor_params)
+
+        metrics = {
+            **critic_metrics,
+            "actor_loss": actor_loss,
+            "matching_mse": match_metrics["mse"],
+            "clip_fraction": match_metrics["clip_frac"],
+            "candidate_q_mean": q.mean(),
+            "improvement": jnp.mean(jnp.sum(weights * q, axis=-1) - q.mean(axis=-1)),
+            **weight_diagnostics(weights),
+            **temp_metrics,
+        }
+        new_state = SiMPOState(actor_params, old_actor_params, actor_opt_state, critic_state, temperature, step)
+        return new_state, metrics

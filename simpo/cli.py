@@ -1,0 +1,148 @@
+"""The `simpo` command line: train, eval, plot, bandit.
+
+    simpo train --env HalfCheetah-v5 --algo simpo --preset fast --weighting square --total-steps 100000
+    simpo eval --run-dir runs/HalfCheetah-v5/simpo-square-s0
+    simpo plot runs/HalfCheetah-v5 --out curves.png
+    simpo bandit --landscape bad-region --seeds 5
+
+Bad input ends with one line on stderr and exit code 2 (add --verbose for the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import re
+import sys
+import warnings
+from pathlib import Path
+
+COMMANDS = {
+    "train": "train an agent online (simpo, dpmd, qvpo, sac) on a gymnasium or dm_control env",
+    "eval": "evaluate the newest checkpoint of a run, in both modes",
+    "plot": "draw learning curves (mean and CI over seeds) of one or more runs",
+    "bandit": "run the bandit study: one landscape x weighting schemes x seeds",
+}
+
+
+class UsageError(ValueError):
+    """Bad command-line input."""
+
+
+def _usage() -> str:
+    lines = ["usage: simpo COMMAND [options]   (simpo COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def parse_config(cls, args: list[str], prog: str, **kwargs):
+    """`tyro.cli`, with its boxed error panels turned into one `UsageError` line (help passes through)."""
+    import tyro
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return tyro.cli(cls, args=args, prog=prog, **kwargs)
+    except SystemExit as exit_:
+        text = captured.getvalue()
+        if not exit_.code:
+            sys.stdout.write(text)
+            raise
+        body = [line for line in text.splitlines() if not line.lstrip().startswith("╭")]  # drop panel titles
+        lines = [re.sub(r"[╭╮╰╯│─━]+", " ", line).strip() for line in body]
+        lines = [line for line in lines if line and not line.startswith(("For full helptext", "usage:"))]
+        message = re.sub(r"\s+", " ", " ".join(lines))
+        raise UsageError(f"{message} (see {prog} --help)") from None
+
+
+def cmd_train(args: list[str]) -> int:
+    from simpo.train import TrainConfig, default_config, train
+
+    pre = argparse.ArgumentParser(add_help=False)
+    for flag, default in (("--algo", "simpo"), ("--preset", "fast"), ("--env", TrainConfig.env)):
+        pre.add_argument(flag, default=default)
+    known, _ = pre.parse_known_args(args)
+    defaults = default_config(known.algo, known.preset, known.env)
+    config = parse_config(TrainConfig, args, "simpo train", default=defaults,
+                          description="Train an agent online; every field below is a flag.")
+    result = train(config)
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def cmd_eval(args: list[str]) -> int:
+    from simpo.evaluation import evaluate_run
+
+    parser = argparse.ArgumentParser(prog="simpo eval", description=COMMANDS["eval"])
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    ns = parser.parse_args(args)
+    print(json.dumps(evaluate_run(ns.run_dir, ns.episodes, ns.seed), indent=2))
+    return 0
+
+
+def cmd_plot(args: list[str]) -> int:
+    from simpo.plot import expand_run_dirs, plot_learning_curves
+
+    parser = argparse.ArgumentParser(prog="simpo plot", description=COMMANDS["plot"])
+    parser.add_argument("run_dirs", type=Path, nargs="+", help="run directories, or folders of runs")
+    parser.add_argument("--out", type=Path, default=Path("learning_curves.png"))
+    parser.add_argument("--metric", default="eval_return_mean")
+    ns = parser.parse_args(args)
+    out = plot_learning_curves(expand_run_dirs(ns.run_dirs), ns.out, metric=ns.metric)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_bandit(args: list[str]) -> int:
+    from simpo.bandit import BanditConfig, run_study
+
+    config = parse_config(BanditConfig, args, "simpo bandit", description=COMMANDS["bandit"])
+    out = run_study(config)
+    print(f"run directory: {out}")
+    return 0
+
+
+HANDLERS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "bandit": cmd_bandit}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = "--verbose" in argv
+    argv = [a for a in argv if a != "--verbose"]
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in HANDLERS:
+        print(f"simpo: error: unknown command {command!r}; allowed: {', '.join(HANDLERS)}", file=sys.stderr)
+        return 2
+    if not verbose:
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+    try:
+        return HANDLERS[command](rest)
+    except KeyboardInterrupt:
+        print(f"simpo {command}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, PermissionError) as err:
+        if verbose:
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"simpo {command}: error: {message}", file=sys.stderr)
+        return 2
+    except Exception as err:  # a bug or an environment problem: one line, the rest with --verbose
+        if verbose:
+            raise
+        if type(err).__name__ == "CheckpointError":
+            print(f"simpo {command}: error: {err}", file=sys.stderr)
+            return 2
+        print(f"simpo {command}: error: {type(err).__name__}: {err} (rerun with --verbose for the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Evaluation in both modes, and loading a finished run back from its directory (`simpo eval`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from simpo.buffer import buffer_init
+from simpo.checkpoint import Checkpointer
+from simpo.envs import env_spec, make_env
+from simpo.logger import read_config
+
+EVAL_MODES = ("best_of_n", "single")
+
+
+def evaluate(state: Any, envs: list, key: jax.Array, mode: str, act_fn) -> np.ndarray:
+    """Run one episode in each env (in lockstep, batched actions); returns the undiscounted returns
+    of the env's own reward (a reward transform changes training, not what is reported).
+
+    `mode` is "best_of_n" (the authors' protocol: best of M samples by min-Q) or "single" (one
+    policy sample: the policy's own return)."""
+    obs = np.stack([env.reset()[0] for env in envs])
+    returns = np.zeros(len(envs))
+    alive = np.ones(len(envs), bool)
+    t = 0
+    while alive.any():
+        actions = np.asarray(act_fn(state, jax.random.fold_in(key, t), jnp.asarray(obs), mode))
+        for i in np.flatnonzero(alive):
+            obs[i], reward, terminated, truncated, info = envs[i].step(actions[i])
+            returns[i] += info.get("raw_reward", reward)
+            alive[i] = not (terminated or truncated)
+        t += 1
+    return returns
+
+
+def eval_envs(config, count: int) -> list:
+    """`count` evaluation envs, seeded apart from the training env."""
+    return [make_env(config.env, 10_000 + config.seed * 100 + i, config.reward_transform,
+                     max_episode_steps=config.max_episode_steps) for i in range(count)]
+
+
+def _build(cls, data: dict):
+    """Rebuild a (nested) frozen dataclass from `dataclasses.asdict` output, ignoring unknown keys."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data or not f.init:
+            continue
+        value, hint = data[f.name], hints[f.name]
+        inner = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+        if dataclasses.is_dataclass(inner) and isinstance(value, dict):
+            value = _build(inner, value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        elif inner is Path or f.name == "run_dir":
+            value = None if value is None else Path(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def load_run(run_dir: Path):
+    """(config, agent, agent state, env_step) of the newest readable checkpoint in `run_dir`."""
+    from simpo.train import TrainConfig, make_agent  # train imports this module
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise ValueError(f"{run_dir} is not a simpo run directory (no config.json)")
+    config = _build(TrainConfig, read_config(run_dir))
+    env = make_env(config.env, config.seed, config.reward_transform, max_episode_steps=config.max_episode_steps)
+    obs_dim, action_dim = env_spec(env)
+    agent = make_agent(config, obs_dim, action_dim)
+    capacity = min(config.buffer_size, max(config.total_steps, 1))
+    target = {"agent": agent.init(jax.random.PRNGKey(0)), "buffer": buffer_init(capacity, obs_dim, action_dim)}
+    checkpointer = Checkpointer(run_dir)
+    try:
+        restored, meta = checkpointer.restore(target=target)
+    finally:
+        checkpointer.close()
+    return config, agent, restored["agent"], int(meta.get("env_step", -1))
+
+
+def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 0) -> dict[str, float]:
+    """Evaluate the newest checkpoint of a run in both modes."""
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    config, agent, state, env_step = load_run(run_dir)
+    envs = eval_envs(config, episodes)
+    act = jax.jit(agent.act, static_argnums=3)
+    key = jax.random.PRNGKey(seed)
+    result: dict[str, float] = {"env_step": env_step}
+    for mode in EVAL_MODES:
+        returns = evaluate(state, envs, jax.random.fold_in(key, EVAL_MODES.index(mode)), mode, act)
+        suffix = "" if mode == "best_of_n" else "_single"
+        result[f"eval_return{suffix}_mean"] = float(returns.mean())
+        result[f"eval_return{suffix}_std"] = float(returns.std())
+    return result

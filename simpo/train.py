@@ -1,0 +1,203 @@
+"""The online training loop: env steps on the host, one jitted update per env step (SPEC §5).
+
+    warm-up (uniform random actions) → act (one policy sample) → store → update (sample a batch
+    from the buffer and run the agent's whole update, one jit) → evaluate every `eval_interval`
+    steps in both modes (best-of-M by Q, and a single sample) → checkpoint.
+
+Every random draw comes from `jax.random.fold_in(key, env_step)`, so a run is a pure function of
+its config and seed. The run directory gets config.json, metrics.csv, TensorBoard events (tb/)
+and orbax checkpoints (checkpoints/).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from simpo.agents.sac import SAC, SACConfig
+from simpo.agents.simpo_agent import SiMPO, SiMPOConfig
+from simpo.buffer import ReplayBuffer, buffer_add, buffer_init, buffer_sample
+from simpo.checkpoint import Checkpointer
+from simpo.envs import env_spec, make_env, step_transition
+from simpo.evaluation import eval_envs, evaluate
+from simpo.logger import RunLogger, write_config
+from simpo.presets import agent_config
+from simpo.progress import TrainingProgress
+from simpo.transforms import REWARD_TRANSFORMS
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Every field is a CLI flag; `--algo` and `--preset` pick the defaults."""
+
+    env: str = "HalfCheetah-v5"
+    """gymnasium id (MuJoCo v5: HalfCheetah-v5, Hopper-v5, ...), or dmc:DOMAIN-TASK (dmc:cheetah-run)."""
+    algo: Literal["simpo", "dpmd", "qvpo", "sac"] = "simpo"
+    preset: Literal["paper", "fast"] = "fast"
+    seed: int = 0
+    total_steps: int = 1_000_000
+    """Env steps (not updates)."""
+    warmup_steps: int = 5000
+    """Uniform random actions, and no updates, for this many env steps."""
+    batch_size: int = 256
+    buffer_size: int = 1_000_000
+    eval_interval: int = 10_000
+    eval_episodes: int = 10
+    checkpoint_interval: int = 100_000
+    """Save a checkpoint every this many env steps (and at the end)."""
+    keep_checkpoints: int = 3
+    log_interval: int = 1000
+    """Write training metrics to TensorBoard every this many env steps."""
+    reward_transform: str = "none"
+    """Reward transform by name (the reward-landscape study): see simpo.transforms."""
+    max_episode_steps: int | None = None
+    run_dir: Path | None = None
+    """Default: runs/ENV/ALGO-WEIGHTING-sSEED."""
+    overwrite: bool = False
+    """Allow writing into a non-empty run directory (its contents are replaced)."""
+    track: bool = False
+    """Also log to Weights & Biases (needs `pip install wandb`)."""
+    wandb_project: str = "simpo"
+    progress: bool = True
+    agent: SiMPOConfig = field(default_factory=SiMPOConfig)
+    """SiMPO / DPMD / QVPO hyperparameters (--agent.weighting has the alias --weighting)."""
+    sac: SACConfig = field(default_factory=SACConfig)
+
+    def __post_init__(self):
+        for name in ("total_steps", "warmup_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("batch_size", "buffer_size", "eval_interval", "eval_episodes", "checkpoint_interval",
+                     "keep_checkpoints", "log_interval"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size > self.buffer_size:
+            raise ValueError(f"batch_size ({self.batch_size}) must be <= buffer_size ({self.buffer_size})")
+        if self.reward_transform not in REWARD_TRANSFORMS:
+            raise ValueError(f"unknown reward transform {self.reward_transform!r}; allowed: "
+                             f"{', '.join(REWARD_TRANSFORMS)}")
+
+    @property
+    def label(self) -> str:
+        return "sac" if self.algo == "sac" else f"{self.algo}-{self.agent.weighting}"
+
+    @property
+    def resolved_run_dir(self) -> Path:
+        return self.run_dir or Path("runs") / self.env.replace(":", "-") / f"{self.label}-s{self.seed}"
+
+
+def default_config(algo: str = "simpo", preset: str = "fast", env: str = TrainConfig.env) -> TrainConfig:
+    """The defaults for `algo` × `preset` on `env` (presets are data: simpo.presets)."""
+    agent = agent_config(algo, preset, env)
+    if isinstance(agent, SACConfig):
+        return TrainConfig(env=env, algo=algo, preset=preset, sac=agent)
+    return TrainConfig(env=env, algo=algo, preset=preset, agent=agent)
+
+
+def make_agent(config: TrainConfig, obs_dim: int, action_dim: int) -> SiMPO | SAC:
+    if config.algo == "sac":
+        return SAC(config.sac, obs_dim, action_dim)
+    return SiMPO(config.agent, obs_dim, action_dim)
+
+
+def prepare_run_dir(config: TrainConfig) -> Path:
+    run_dir = config.resolved_run_dir
+    if run_dir.exists() and any(run_dir.iterdir()) and not config.overwrite:
+        raise ValueError(f"run directory {run_dir} is not empty; pass --overwrite or choose another --run-dir")
+    if run_dir.exists() and config.overwrite:
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def run_config_dict(config: TrainConfig) -> dict:
+    """config.json content: the agent config of the chosen algo only."""
+    d = dataclasses.asdict(config)
+    d.pop("sac" if config.algo != "sac" else "agent")
+    return d
+
+
+class TrainResult(NamedTuple):
+    run_dir: Path
+    state: Any  # the final agent state
+    buffer: ReplayBuffer
+
+
+def train(config: TrainConfig) -> TrainResult:
+    """Train one agent; returns the run directory and the final agent state and buffer."""
+    env = make_env(config.env, config.seed, config.reward_transform, max_episode_steps=config.max_episode_steps)
+    envs_for_eval = eval_envs(config, config.eval_episodes)
+    obs_dim, action_dim = env_spec(env)
+    agent = make_agent(config, obs_dim, action_dim)
+    run_dir = prepare_run_dir(config)
+    write_config(run_dir, run_config_dict(config))
+
+    key = jax.random.PRNGKey(config.seed)
+    k_init, k_act, k_update, k_best, k_single = jax.random.split(key, 5)
+    state = agent.init(k_init)
+    buffer = buffer_init(min(config.buffer_size, max(config.total_steps, 1)), obs_dim, action_dim)
+    act = jax.jit(agent.act, static_argnums=3)
+
+    @jax.jit
+    def train_step(state, buffer: ReplayBuffer, key):
+        k_batch, k_agent = jax.random.split(key)
+        return agent.update(state, buffer_sample(buffer, k_batch, config.batch_size), k_agent)
+
+    logger = RunLogger(run_dir, wandb_project=config.wandb_project if config.track else None)
+    checkpointer = Checkpointer(run_dir, max_to_keep=config.keep_checkpoints)
+    rng = np.random.default_rng(config.seed)
+    obs, _ = env.reset(seed=config.seed)
+    metrics: dict[str, Any] = {}
+    last_eval: dict[str, float] = {}
+    start = time.perf_counter()
+    train_time = 0.0
+
+    def save(step: int):
+        checkpointer.save(step, {"agent": state, "buffer": buffer}, {"env_step": step})
+
+    with TrainingProgress(config.total_steps, enabled=config.progress, title=f"{config.label} on {config.env}") as progress:
+        for step in range(config.total_steps):
+            tick = time.perf_counter()
+            if step < config.warmup_steps:
+                action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
+            else:
+                action = np.asarray(act(state, jax.random.fold_in(k_act, step), jnp.asarray(obs)))
+            transition, obs, episode = step_transition(env, obs, action)
+            buffer = buffer_add(buffer, *transition)
+            if step >= config.warmup_steps and buffer.size >= config.batch_size:
+                state, metrics = train_step(state, buffer, jax.random.fold_in(k_update, step))
+            train_time += time.perf_counter() - tick
+            env_step = step + 1
+            if episode is not None:
+                progress.episode(episode["return"])
+            if metrics and env_step % config.log_interval == 0:
+                logger.log(env_step, {f"train/{k}": float(v) for k, v in metrics.items()})
+            if env_step % config.eval_interval == 0 or env_step == config.total_steps:
+                best = evaluate(state, envs_for_eval, jax.random.fold_in(k_best, env_step), "best_of_n", act)
+                single = evaluate(state, envs_for_eval, jax.random.fold_in(k_single, env_step), "single", act)
+                last_eval = {
+                    "env_step": env_step,
+                    "wall_time_s": time.perf_counter() - start,
+                    "eval_return_mean": float(best.mean()),
+                    "eval_return_std": float(best.std()),
+                    "eval_return_single_mean": float(single.mean()),
+                    "eval_return_single_std": float(single.std()),
+                    "train_sps": env_step / max(train_time, 1e-9),
+                    **{k: float(v) for k, v in metrics.items()},
+                }
+                logger.log_row(last_eval, also_scalars=True)
+                progress.evaluated(last_eval["eval_return_mean"], last_eval["eval_return_single_mean"])
+            if env_step % config.checkpoint_interval == 0 or env_step == config.total_steps:
+                save(env_step)
+            progress.advance(env_step)
+    checkpointer.close()
+    logger.close()
+    return TrainResult(run_dir, state, buffer)

@@ -1,0 +1,85 @@
+"""Learning curves from fake runs: grouping, the CI, and clear errors."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simpo.logger import RunLogger, write_config
+from simpo.plot import _group_curve, default_label, expand_run_dirs, load_run, plot_learning_curves
+
+
+def fake_run(run_dir: Path, offset: float, steps=range(0, 50_001, 5000), config=None) -> Path:
+    if config is not None:
+        write_config(run_dir, config)
+    with RunLogger(run_dir, use_tensorboard=False) as log:
+        for s in steps:
+            log.log_row(dict(env_step=s, wall_time_s=s / 100, eval_return_mean=offset + s / 1000,
+                             eval_return_std=1.0, eval_return_single_mean=offset, train_sps=100.0))
+    return run_dir
+
+
+def test_plot_two_groups_png(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in range(2):
+        fake_run(runs / f"simpo_exp_seed{seed}", seed, config={"algo": "simpo", "weighting": "exp", "seed": seed})
+    for seed in range(3):  # no config: grouped by directory name minus the seed suffix
+        fake_run(runs / f"sac-s{seed}", 2.0 * seed, steps=range(0, 40_001 + 5000 * seed, 5000))
+    found = expand_run_dirs([runs])
+    assert len(found) == 5
+    out = plot_learning_curves(found, tmp_path / "plots" / "curves.png")
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert default_label(found[0], {}) == "sac"
+    assert default_label(found[-1], {"agent": {"algo": "simpo", "weighting": "exp"}}) == "simpo/exp"
+    # format-string grouping over config fields
+    plot_learning_curves([runs / "simpo_exp_seed0"], tmp_path / "one.png", group_by="{algo}-{weighting}")
+    with pytest.raises(ValueError, match="no config field"):
+        plot_learning_curves([runs / "sac-s0"], tmp_path / "bad.png", group_by="{algo}")
+
+
+def test_group_statistics():
+    xs = np.array([0.0, 10.0])
+    two = [(xs, np.array([0.0, 1.0])), (xs, np.array([2.0, 3.0]))]
+    grid, mean, lo, hi, count = _group_curve(two, 100, np.random.default_rng(0))
+    np.testing.assert_allclose(mean, [1.0, 2.0])
+    np.testing.assert_allclose(hi - mean, 1.96 * np.sqrt(2.0) / np.sqrt(2))  # ±1.96·SEM for n = 2
+    # runs on different grids: interpolated, no extrapolation past a run's last step
+    uneven = [(np.array([0.0, 10.0]), np.array([0.0, 10.0])), (np.array([0.0, 5.0, 20.0]), np.array([0.0, 5.0, 20.0]))]
+    grid, mean, lo, hi, count = _group_curve(uneven, 100, np.random.default_rng(0))
+    assert grid.tolist() == [0, 5, 10, 20]
+    np.testing.assert_allclose(mean, [0, 5, 10, 20])
+    assert lo[-1] == hi[-1] == 20 and count.tolist() == [2, 2, 2, 1]  # one run left: no band
+
+
+def test_resumed_run_keeps_last_row(tmp_path):
+    run = fake_run(tmp_path / "r", 0.0, steps=[0, 1000, 2000])
+    with RunLogger(run, use_tensorboard=False) as log:
+        log.log_row(dict(env_step=1000, wall_time_s=1.0, eval_return_mean=-5.0, eval_return_std=0.0,
+                         eval_return_single_mean=-5.0, train_sps=1.0))
+    xs, ys = load_run(run)
+    assert xs.tolist() == [0, 1000, 2000] and ys[1] == -5.0
+
+
+def test_errors(tmp_path):
+    with pytest.raises(ValueError, match="no run directories"):
+        plot_learning_curves([], tmp_path / "x.png")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no run directories"):
+        expand_run_dirs([tmp_path / "empty"])
+    with pytest.raises(FileNotFoundError, match="not a directory"):
+        expand_run_dirs([tmp_path / "missing"])
+    with pytest.raises(FileNotFoundError, match="metrics.csv"):
+        load_run(tmp_path / "empty")
+    header_only = tmp_path / "header_only"
+    header_only.mkdir()
+    (header_only / "metrics.csv").write_text("env_step,eval_return_mean\n")
+    with pytest.raises(ValueError, match="no rows"):
+        plot_learning_curves([header_only], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="no column 'nope'"):
+        plot_learning_curves([header_only], tmp_path / "x.png", metric="nope")
+    good = fake_run(tmp_path / "good", 0.0)
+    with pytest.warns(UserWarning, match="skipping"):
+        out = plot_learning_curves([header_only, good], tmp_path / "ok.png", skip_invalid=True)
+    assert out.is_file()
+    assert not (tmp_path / "x.png").exists()

@@ -1,0 +1,143 @@
+"""The online agents and the training loop, on tiny configs (CPU, seconds each)."""
+
+import csv
+import dataclasses
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from simpo.agents.base import Batch
+from simpo.agents.sac import SACConfig
+from simpo.agents.simpo_agent import SiMPO
+from simpo.evaluation import load_run
+from simpo.policies import PolicyConfig
+from simpo.train import default_config, train
+
+TINY_POLICY = PolicyConfig(kind="flow", steps=2, hidden_dims=(32, 32), time_dim=8, cond_dims=(16,))
+
+
+def tiny(algo: str, env: str, run_dir: Path, **loop) -> "TrainConfig":  # noqa: F821
+    config = default_config(algo, "fast", env)
+    agent = dataclasses.replace(config.agent, policy=TINY_POLICY, num_candidates=4, critic_hidden_dims=(32, 32))
+    sac = dataclasses.replace(config.sac, actor_hidden_dims=(32, 32), critic_hidden_dims=(32, 32))
+    settings = dict(total_steps=300, warmup_steps=100, batch_size=32, eval_interval=150, eval_episodes=2,
+                    max_episode_steps=50, checkpoint_interval=150, run_dir=run_dir, progress=False)
+    settings.update(loop)
+    return dataclasses.replace(config, agent=agent, sac=sac, **settings)
+
+
+def read_rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def random_batch(key, batch=16, obs_dim=5, action_dim=2) -> Batch:
+    k = jax.random.split(key, 4)
+    return Batch(jax.random.normal(k[0], (batch, obs_dim)), jax.random.uniform(k[1], (batch, action_dim), minval=-1),
+                 jax.random.normal(k[2], (batch,)), jax.random.normal(k[3], (batch, obs_dim)), jnp.zeros(batch))
+
+
+@pytest.mark.parametrize("weighting", ["exp", "wd1"])
+@pytest.mark.parametrize("kind", ["flow", "diffusion"])
+def test_update_is_a_pure_function(kind, weighting):
+    config = dataclasses.replace(default_config("simpo").agent, weighting=weighting, num_candidates=4,
+                                 policy=dataclasses.replace(TINY_POLICY, kind=kind), old_policy_interval=2)
+    agent = SiMPO(config, obs_dim=5, action_dim=2)
+    state = agent.init(jax.random.PRNGKey(0))
+    batch, key = random_batch(jax.random.PRNGKey(1)), jax.random.PRNGKey(2)
+    update = jax.jit(agent.update)
+    (s1, m1), (s2, m2) = update(state, batch, key), update(state, batch, key)
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), (s1, m1), (s2, m2)))
+    assert all(math.isfinite(float(v)) for v in m1.values())
+    # π_old is a snapshot: unchanged after one update, refreshed after `old_policy_interval` updates
+    assert jax.tree.all(jax.tree.map(jnp.array_equal, s1.old_actor_params, state.old_actor_params))
+    s3, _ = update(s1, batch, key)
+    assert jax.tree.all(jax.tree.map(jnp.array_equal, s3.old_actor_params, s3.actor_params))
+
+
+@pytest.mark.parametrize("env", ["HalfCheetah-v5", "dmc:cheetah-run"])
+@pytest.mark.parametrize("algo", ["simpo", "dpmd", "qvpo", "sac"])
+def test_every_algo_trains_without_nan(tmp_path, algo, env):
+    result = train(tiny(algo, env, tmp_path / "run"))
+    rows = read_rows(result.run_dir)
+    assert [int(r["env_step"]) for r in rows] == [150, 300]
+    for column in ("eval_return_mean", "eval_return_std", "eval_return_single_mean", "train_sps", "critic_loss"):
+        assert math.isfinite(float(rows[-1][column])), column
+    assert (result.run_dir / "config.json").is_file() and any((result.run_dir / "tb").iterdir())
+    assert jax.tree.all(jax.tree.map(lambda x: bool(jnp.all(jnp.isfinite(x))), result.state))
+
+
+def test_truncation_bootstraps_and_termination_does_not(tmp_path):
+    # Pendulum never terminates: a 10-step time limit truncates, and bootstrapping must continue.
+    buffer = train(tiny("sac", "Pendulum-v1", tmp_path / "p", total_steps=60, warmup_steps=60, max_episode_steps=10,
+                        eval_interval=60, eval_episodes=1)).buffer
+    assert float(buffer.terminated[:60].sum()) == 0.0
+    ends = np.arange(9, 59, 10)  # the last step of each truncated episode
+    obs, next_obs = np.asarray(buffer.obs), np.asarray(buffer.next_obs)
+    assert not np.allclose(next_obs[ends], obs[ends + 1])  # the true final obs, not the reset obs
+    np.testing.assert_array_equal(next_obs[:59][np.setdiff1d(np.arange(59), ends)],
+                                  obs[1:60][np.setdiff1d(np.arange(59), ends)])
+    # Hopper under random actions falls over: those transitions are terminated.
+    buffer = train(tiny("sac", "Hopper-v5", tmp_path / "h", total_steps=200, warmup_steps=200, max_episode_steps=1000,
+                        eval_interval=200, eval_episodes=1)).buffer
+    assert float(buffer.terminated[:200].sum()) >= 1
+
+
+def test_checkpoint_restores_identical_state_and_buffer(tmp_path):
+    result = train(tiny("simpo", "HalfCheetah-v5", tmp_path / "run"))
+    config, _, state, env_step = load_run(result.run_dir)
+    assert env_step == 300 and config.algo == "simpo" and config.agent.policy == TINY_POLICY
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), state, result.state))
+
+
+def test_run_directory_is_never_overwritten(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "keep.txt").write_text("precious")
+    with pytest.raises(ValueError, match="is not empty; pass --overwrite"):
+        train(tiny("sac", "Pendulum-v1", run_dir))
+    assert [p.name for p in run_dir.iterdir()] == ["keep.txt"]
+
+
+def test_simpo_improves_on_a_contextual_bandit(tmp_path):
+    """Random actions average about 0.815 (max 1.0); SiMPO's own single-sample return must climb well above."""
+    config = tiny("simpo", "simpo:contextual-bandit", tmp_path / "cb", total_steps=1500, warmup_steps=200,
+                  batch_size=64, eval_interval=1500, eval_episodes=30)
+    agent = dataclasses.replace(config.agent, num_candidates=8, actor_lr=1e-3, old_policy_interval=100,
+                                policy=dataclasses.replace(TINY_POLICY, hidden_dims=(64, 64)),
+                                temperature=dataclasses.replace(config.agent.temperature, lr=3e-3))
+    rows = read_rows(train(dataclasses.replace(config, agent=agent)).run_dir)
+    assert float(rows[-1]["eval_return_single_mean"]) > 0.95
+
+
+def test_cli_train_eval_plot(tmp_path):
+    run = tmp_path / "run"
+    cli = [sys.executable, "-m", "simpo.cli"]
+    tiny_flags = ["--env", "Pendulum-v1", "--total-steps", "120", "--warmup-steps", "60", "--batch-size", "16",
+                  "--eval-interval", "60", "--eval-episodes", "1", "--max-episode-steps", "30", "--run-dir", str(run),
+                  "--no-progress", "--weighting", "square", "--agent.num-candidates", "4", "--agent.policy.steps", "2",
+                  "--agent.policy.hidden-dims", "32", "32", "--agent.critic-hidden-dims", "32", "32"]
+    done = subprocess.run(cli + ["train", *tiny_flags], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert '"weighting": "square"' in (run / "config.json").read_text()
+    done = subprocess.run(cli + ["eval", "--run-dir", str(run), "--episodes", "1"], capture_output=True, text=True)
+    assert done.returncode == 0 and '"eval_return_single_mean"' in done.stdout, done.stderr
+    done = subprocess.run(cli + ["plot", str(run), "--out", str(tmp_path / "c.png")], capture_output=True, text=True)
+    assert done.returncode == 0 and (tmp_path / "c.png").stat().st_size > 5000, done.stderr
+    again = subprocess.run(cli + ["train", *tiny_flags], capture_output=True, text=True)
+    assert again.returncode == 2 and again.stderr.count("\n") == 1 and "--overwrite" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_sac_config_is_selected_for_sac():
+    assert isinstance(default_config("sac").sac, SACConfig)
+    assert default_config("dpmd", "paper", "Hopper-v5").agent.temperature.kl_target == 3.0
+    assert default_config("simpo", "paper", "Ant-v5").agent.temperature.kl_target == 1.5
+    qvpo = default_config("qvpo", "paper").agent
+    assert qvpo.weighting == "linear" and qvpo.uniform_actions > 0
