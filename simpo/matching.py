@@ -152,7 +152,7 @@ def euler_sample(
     """
     shape = tuple(shape)
     dt = 1.0 / steps
-    t_proto = jnp.ones((*shape[:-1], 1), jnp.float32)
+    t_proto = jnp.ones((1,) * len(shape), jnp.float32)  # one t for all rows: broadcast
 
     def step(x, k):
         v = predict(params, x, t_proto * (k * dt), cond)
@@ -189,7 +189,7 @@ def ddpm_sample(
     alpha_hats = cosine_schedule(ts)[0] ** 2
     alphas = jnp.concatenate([jnp.ones((1,), jnp.float32), alpha_hats[1:] / alpha_hats[:-1]])
     betas = 1.0 - alphas
-    t_proto = jnp.ones((*shape[:-1], 1), jnp.float32)
+    t_proto = jnp.ones((1,) * len(shape), jnp.float32)  # one t for all rows: broadcast
 
     def step(x, inputs):
         k, z_key = inputs

@@ -83,6 +83,9 @@ class MLP(nn.Module):
 class VectorField(nn.Module):
     """``v_θ(x, t, s)`` (or ``ε_θ``): MLP on ``[x, emb(t), emb(s)]`` with output of ``x``'s last dim.
 
+    Pass ``cond`` at its own batch shape (e.g. ``(B, 1, c)`` for ``(B, N, d)`` candidates) and ``t``
+    as ``(1,)`` when all rows share it: the embeddings are then computed once, not per candidate.
+
     Args of ``__call__``: ``x`` ``(..., d)``, ``t`` ``(..., 1)``, ``cond`` ``(..., c)`` or ``None`` (a
     state-less bandit: no condition branch). Leading dims are broadcast against each other, so e.g. a
     single ``t`` of shape ``(1,)`` may serve a whole batch. Output: ``(*broadcast_batch, d)``.
@@ -99,13 +102,16 @@ class VectorField(nn.Module):
         t = jnp.asarray(t, jnp.float32)
         if t.ndim == 0:
             t = t[None]
+        act = get_activation(self.activation)
+        width, *rest = self.hidden_dims
         t_emb = LearnableFourierEmbedding(self.time_dim)(t)
         t_emb = MLP((self.time_dim, self.time_dim), activation="mish")(t_emb)
-        parts = [x, t_emb]
+        # The first layer acts on [x, emb(t), emb(s)]; written as a sum of three Dense maps it is the
+        # same function, but each embedding is projected at its own (often much smaller) batch shape:
+        # emb(s) once per state, emb(t) once per time, before broadcasting over candidates.
+        h = nn.Dense(width, kernel_init=_kernel_init())(x)
+        h = h + nn.Dense(width, use_bias=False, kernel_init=_kernel_init())(t_emb)
         if cond is not None:
-            cond = jnp.asarray(cond, jnp.float32)
-            parts.append(MLP(tuple(self.cond_dims), activation=self.activation)(cond))
-        batch = jnp.broadcast_shapes(*(p.shape[:-1] for p in parts))
-        parts = [jnp.broadcast_to(p, (*batch, p.shape[-1])) for p in parts]
-        h = jnp.concatenate(parts, axis=-1)
-        return MLP(tuple(self.hidden_dims), activation=self.activation, output_dim=x.shape[-1])(h)
+            c_emb = MLP(tuple(self.cond_dims), activation=self.activation)(jnp.asarray(cond, jnp.float32))
+            h = h + nn.Dense(width, use_bias=False, kernel_init=_kernel_init())(c_emb)
+        return MLP(tuple(rest), activation=self.activation, output_dim=x.shape[-1])(act(h))

@@ -105,8 +105,8 @@ class Policy:
         """Actions of shape ``(*shape_prefix, action_dim)`` in ``[−1, 1]``; ``cond`` broadcastable to
         ``(*shape_prefix, c)``."""
         shape_prefix = tuple(shape_prefix)
-        if cond is not None:
-            cond = jnp.broadcast_to(cond, (*shape_prefix, cond.shape[-1]))
+        if cond is not None:  # not broadcast here: the network embeds it at its own shape
+            jnp.broadcast_shapes(cond.shape[:-1], shape_prefix)
         sampler = matching.euler_sample if self.config.kind == "flow" else matching.ddpm_sample
         return sampler(self.predict, params, key, (*shape_prefix, self.action_dim), cond, self.config.steps, True)
 
