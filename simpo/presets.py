@@ -24,8 +24,8 @@ PRESETS = ("paper", "fast")
 SIMPO_PRESETS: dict[str, SiMPOConfig] = {
     "paper": SiMPOConfig(),
     "fast": SiMPOConfig(
-        policy=PolicyConfig(kind="flow", steps=4, hidden_dims=(256, 256), time_dim=32, cond_dims=(128,)),
-        num_candidates=16,
+        policy=PolicyConfig(kind="flow", steps=2, hidden_dims=(256, 256), time_dim=32, cond_dims=(128,)),
+        num_candidates=8,
         actor_lr=3e-4,
     ),
 }

@@ -185,7 +185,10 @@ class SAC:
         )
 
     def act(self, state: SACState, key: jax.Array, obs: jax.Array, eval_mode: str | None = None) -> jax.Array:
-        """Training: one tanh-Gaussian sample. ``"single"``: ``tanh(μ)``. ``"best_of_n"``: argmax min-Q of n samples."""
+        """Training (``None``): one tanh-Gaussian sample. ``"single"``: ``tanh(μ)``.
+
+        ``"best_of_n"``: of ``config.best_of_n`` samples, the one with the highest min-Q. ``obs`` may be unbatched.
+        """
         if eval_mode not in EVAL_MODES:
             raise ValueError(f"eval_mode must be one of {EVAL_MODES}, got {eval_mode!r}")
         return _act_jit(self, state, key, obs, eval_mode)
@@ -216,7 +219,9 @@ class SAC:
         if c.backup_entropy:
             next_q = next_q - alpha * next_log_prob
         target = td_target(batch.reward, batch.terminated, next_q, c.discount)
-        critic_state, critic_metrics = critic_step(critic, self._critic_tx(), state.critic, batch.obs, batch.action, target)
+        critic_state, critic_metrics = critic_step(
+            critic, self._critic_tx(), state.critic, batch.obs, batch.action, target
+        )
 
         # 2. actor
         def actor_loss_fn(params):
@@ -237,7 +242,8 @@ class SAC:
             log_alpha = optax.apply_updates(log_alpha, a_updates)
 
         # 4. targets
-        critic_state = critic_state._replace(target_params=polyak(critic_state.target_params, critic_state.params, c.tau))
+        target_params = polyak(critic_state.target_params, critic_state.params, c.tau)
+        critic_state = critic_state._replace(target_params=target_params)
 
         new_state = SACState(
             actor_params=actor_params,
