@@ -8,6 +8,7 @@ import shlex
 import subprocess
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import jax
 
@@ -47,3 +48,12 @@ def provenance() -> str:
             f"- JAX {jax.__version__}, devices: {devices}",
         ]
     )
+
+
+def write_report(lines: list[str], out: Path) -> None:
+    """Print a Markdown report and write it to `out`."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}")

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import provenance  # noqa: E402
+from _provenance import provenance, write_report  # noqa: E402
 
 from simpo.agents.base import Batch  # noqa: E402
 from simpo.envs import env_spec, make_env  # noqa: E402
@@ -112,11 +112,7 @@ def main() -> None:
               "compiling), i.e. the update's share of an env step at update-to-data ratio 1. The other rows are "
               "the training loop's wall-clock per env step (acting, env, update; evaluation excluded), averaged "
               "over the whole run, warm-up steps (random actions, no updates) included."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    write_report(lines, args.out)
 
 
 if __name__ == "__main__":

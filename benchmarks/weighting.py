@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import provenance  # noqa: E402
+from _provenance import provenance, write_report  # noqa: E402
 
 from simpo.weighting import compute_weights  # noqa: E402
 
@@ -71,11 +71,7 @@ def main() -> None:
         "|---|---:|---:|",
     ]
     lines += [f"| {name} | {t * 1e6:.1f} | {t / base:.2f}× |" for name, t in median.items()]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+    write_report(lines, args.out)
 
 
 if __name__ == "__main__":

@@ -61,11 +61,18 @@ def _weighted_loss(
     return loss, metrics
 
 
-def _check_shapes(actions: jax.Array, weights: jax.Array) -> None:
+def _noised(key: jax.Array, actions, weights, t_range: tuple[float, float]):
+    """Checked float32 inputs plus one ``t ~ U[t_range]`` and one N(0, I) noise draw per candidate,
+    from ``k_t, k_noise = jax.random.split(key)``."""
+    actions = jnp.asarray(actions, jnp.float32)
+    weights = jnp.asarray(weights, jnp.float32)
     if actions.ndim < 2 or weights.shape != actions.shape[:-1]:
         raise ValueError(
             f"expected actions (..., N, d) and weights (..., N); got {actions.shape} and {weights.shape}"
         )
+    k_t, k_noise = jax.random.split(key)
+    t = jax.random.uniform(k_t, (*actions.shape[:-1], 1), jnp.float32, t_range[0], t_range[1])
+    return actions, weights, t, jax.random.normal(k_noise, actions.shape, jnp.float32)
 
 
 def flow_matching_loss(
@@ -94,12 +101,7 @@ def flow_matching_loss(
 
     Returns ``(loss, metrics)`` with ``loss``, unweighted unclipped ``mse``, ``clip_frac``, ``neg_weight_frac``.
     """
-    actions = jnp.asarray(actions, jnp.float32)
-    weights = jnp.asarray(weights, jnp.float32)
-    _check_shapes(actions, weights)
-    k_t, k_x0 = jax.random.split(key)
-    t = jax.random.uniform(k_t, (*actions.shape[:-1], 1), jnp.float32, t_range[0], t_range[1])
-    x0 = jax.random.normal(k_x0, actions.shape, jnp.float32)
+    actions, weights, t, x0 = _noised(key, actions, weights, t_range)
     x_t = (1.0 - t) * x0 + t * actions
     pred = predict(params, x_t, t, cond)
     return _weighted_loss(pred, actions - x0, weights, error_bound)
@@ -126,12 +128,7 @@ def diffusion_loss(
     Randomness: ``k_t, k_eps = jax.random.split(key)``; ``t = uniform(k_t, (..., N, 1), *t_range)``,
     ``ε = normal(k_eps, actions.shape)``.
     """
-    actions = jnp.asarray(actions, jnp.float32)
-    weights = jnp.asarray(weights, jnp.float32)
-    _check_shapes(actions, weights)
-    k_t, k_eps = jax.random.split(key)
-    t = jax.random.uniform(k_t, (*actions.shape[:-1], 1), jnp.float32, t_range[0], t_range[1])
-    eps = jax.random.normal(k_eps, actions.shape, jnp.float32)
+    actions, weights, t, eps = _noised(key, actions, weights, t_range)
     alpha, sigma = cosine_schedule(t)
     a_t = alpha * actions + sigma * eps
     pred = predict(params, a_t, t, cond)
