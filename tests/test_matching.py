@@ -263,3 +263,14 @@ def test_policy_roundtrip(kind, cond_dim):
     _, w = batch()
     loss, metrics = jax.jit(policy.loss)(params, jax.random.PRNGKey(2), a, w, states)
     assert np.isfinite(loss) and "neg_weight_frac" in metrics
+
+
+def test_mish_matches_its_definition():
+    from simpo.networks import mish
+
+    x = jnp.linspace(-120.0, 120.0, 100_001)
+    reference = x * jnp.tanh(jax.nn.softplus(x))
+    np.testing.assert_allclose(mish(x), reference, rtol=2e-6, atol=2e-6)
+    grad = jax.grad(lambda v: mish(v).sum())(x)
+    np.testing.assert_allclose(grad, jax.grad(lambda v: (v * jnp.tanh(jax.nn.softplus(v))).sum())(x), atol=2e-5)
+    assert bool(jnp.all(jnp.isfinite(grad)))
