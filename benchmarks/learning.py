@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--root", type=Path, default=Path("runs/benchmarks/learning"))
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/learning.md"))
     args = parser.parse_args()
+    source = provenance()  # taken before the run: the code that is measured
 
     results: dict[str, list[dict]] = {name: [] for name in args.configs}
     for seed in args.seeds:
@@ -97,7 +98,7 @@ def main() -> None:
 
     base_ret, base_time = (mean("sac", "return"), mean("sac", "s_per_step")) if "sac" in results else (None, None)
     lines = [
-        f"# Learning benchmark: {args.env}, {args.steps:,} env steps, seeds {args.seeds}", "", provenance(), "",
+        f"# Learning benchmark: {args.env}, {args.steps:,} env steps, seeds {args.seeds}", "", source, "",
         "| config | eval_return_mean (best-of-M) | single-sample return | ms per env step | return / SAC | time / SAC |",
         "|---|---:|---:|---:|---:|---:|",
     ]

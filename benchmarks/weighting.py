@@ -45,6 +45,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; the median is kept")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/weighting.md"))
     args = parser.parse_args()
+    source = provenance()  # taken before the run: the code that is measured
 
     q = jax.random.normal(jax.random.PRNGKey(0), tuple(args.shape))
     fns = {name: jax.jit(fn) for name, fn in CASES.items()}
@@ -65,7 +66,7 @@ def main() -> None:
     lines = [
         f"# Weighting benchmark: `compute_weights` at shape {tuple(args.shape)}, jitted",
         "",
-        provenance(),
+        source,
         "",
         "| scheme | µs per call (median of rounds) | ratio to softmax |",
         "|---|---:|---:|",
