@@ -3,7 +3,7 @@
     simpo train --env HalfCheetah-v5 --algo simpo --preset fast --weighting square --total-steps 100000
     simpo eval --run-dir runs/HalfCheetah-v5/simpo-square-s0
     simpo plot runs/HalfCheetah-v5 --out curves.png
-    simpo bandit --landscape bad-region --seeds 5
+    simpo bandit --landscape bad-region --seeds 0 1 2 3 4
 
 Bad input ends with one line on stderr and exit code 2 (add --verbose for the traceback).
 """

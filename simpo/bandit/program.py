@@ -1,0 +1,164 @@
+"""The compiled programs of the bandit (see :mod:`simpo.bandit.run` for the algorithm and its defaults).
+
+Two jitted, seed-vmapped programs: pretraining (plain CFM on the initial Gaussian) and the epoch loop (one
+``lax.scan`` over epochs). Their static configurations are hashable frozen dataclasses, used as cache keys, so
+repeated runs with the same configuration reuse the compiled code.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from simpo.policies import Policy
+from simpo.temperature import (
+    TemperatureConfig,
+    init_temperature,
+    temperature_value,
+    update_temperature,
+    weight_diagnostics,
+)
+from simpo.weighting import compute_weights
+
+TEMPERATURE_RANGE = (1e-4, 10.0)  # a tuned λ is clipped to this range
+
+
+@dataclass(frozen=True)
+class _Pretrain:
+    """What shapes the pretraining program (hashable cache key); shared by every scheme of a study."""
+
+    policy: Policy
+    init_mean: tuple[float, ...]
+    init_std: tuple[float, ...]
+    steps: int
+    batch: int
+    lr: float
+
+
+@dataclass(frozen=True)
+class _Static:
+    """Everything that shapes the compiled epoch program (hashable: a jit/lru cache key).
+
+    ``menu`` holds one or more ``(weighting, scheme_params)`` entries; the program picks one by a runtime index
+    (``lax.switch``), so a study compiles a single program for all its schemes.
+    """
+
+    reward_fn: Callable
+    policy: Policy
+    menu: tuple[tuple[Any, tuple[tuple[str, float], ...]], ...]
+    epochs: int
+    groups: int
+    num_candidates: int
+    steps_per_epoch: int
+    lr: float
+    jitter: float
+    temperature: TemperatureConfig
+    temperature_steps: int
+    max_reward: float
+    pretrain: _Pretrain
+    snapshot_epochs: tuple[int, ...]
+
+
+def _pretrain_program(s: _Pretrain, key: jax.Array):
+    """Initial params, then plain CFM (uniform weights) on the clipped Gaussian N(init_mean, init_std²)."""
+    pol, d = s.policy, s.policy.action_dim
+    mean, std = jnp.asarray(s.init_mean, jnp.float32), jnp.asarray(s.init_std, jnp.float32)
+    k_init, k_pre = jax.random.split(key)
+    params = pol.init(k_init, None)
+    opt = optax.adam(s.lr)
+    uniform = jnp.full((1, s.batch), 1.0 / s.batch)
+
+    def step(carry, k):
+        params, opt_state = carry
+        k_a, k_l = jax.random.split(k)
+        a = jnp.clip(mean + std * jax.random.normal(k_a, (1, s.batch, d)), -1.0, 1.0)
+        grads, _ = jax.grad(pol.loss, has_aux=True)(params, k_l, a, uniform)
+        upd, opt_state = opt.update(grads, opt_state, params)
+        return (optax.apply_updates(params, upd), opt_state), None
+
+    (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), jax.random.split(k_pre, s.steps))
+    return params
+
+
+def _epoch_program(s: _Static, scheme: jax.Array, key: jax.Array, params: Any):
+    """``epochs`` SiMPO epochs from pretrained ``params`` for one seed key (vmapped over seeds by the caller),
+    with weighting ``s.menu[scheme]``."""
+    pol, d = s.policy, s.policy.action_dim
+    shape = (s.groups, s.num_candidates)
+    branches = [functools.partial(compute_weights, scheme=g, **dict(kw)) for g, kw in s.menu]
+
+    def weights(r, lam):
+        if len(branches) == 1:
+            return branches[0](r, temperature=lam)
+        return jax.lax.switch(scheme, [lambda r, lam, f=f: f(r, temperature=lam) for f in branches], r, lam)
+
+    def rewards(a):
+        return s.reward_fn(a.reshape(-1, d)).reshape(a.shape[:-1])
+
+    opt = optax.adam(s.lr)
+    log_lo, log_hi = math.log(TEMPERATURE_RANGE[0]), math.log(TEMPERATURE_RANGE[1])
+
+    def temp_step(ts, r):
+        ts, _ = update_temperature(s.temperature, ts, weights(r, temperature_value(ts)))
+        return ts._replace(log_temperature=jnp.clip(ts.log_temperature, log_lo, log_hi))
+
+    snap_at = jnp.asarray(s.snapshot_epochs, jnp.int32)
+
+    def epoch(carry, inputs):
+        k, e = inputs  # e: 0-based epoch index
+        params, opt_state, temp_state, snaps = carry
+        k_s, k_j, k_l = jax.random.split(k, 3)
+        fresh = pol.sample(params, k_s, shape)  # π_old samples
+        r_fresh = rewards(fresh)
+        regret = s.max_reward - jnp.mean(r_fresh)  # of the policy after the previous epoch
+        cands, r = fresh, r_fresh
+        if s.jitter > 0:
+            cands = jnp.clip(fresh + s.jitter * jax.random.normal(k_j, fresh.shape), -1.0, 1.0)
+            r = rewards(cands)
+        if s.temperature.target != "fixed":  # warm-started tuning of log λ on this epoch's rewards
+            temp_state, _ = jax.lax.scan(lambda ts, _: (temp_step(ts, r), None), temp_state, None,
+                                         length=s.temperature_steps)
+        lam = temperature_value(temp_state)
+        w = weights(r, lam)
+
+        def step(c, kk):
+            p, o = c
+            (loss, _), g = jax.value_and_grad(pol.loss, has_aux=True)(p, kk, cands, w)
+            upd, o = opt.update(g, o, p)
+            return (optax.apply_updates(p, upd), o), loss
+
+        (params, opt_state), losses = jax.lax.scan(step, (params, opt_state),
+                                                   jax.random.split(k_l, s.steps_per_epoch))
+        diag = {k.split("/")[-1]: v for k, v in weight_diagnostics(w).items()}
+        diag.update(temperature=lam, loss=jnp.mean(losses), mean_reward=jnp.mean(r),
+                    improvement=jnp.mean(jnp.sum(w * r, -1) - jnp.mean(r, -1)))
+        # keep the params after epoch e + 1 if it is a snapshot epoch (a masked write: no per-epoch copies)
+        hit = snap_at == e + 1
+        snaps = jax.tree.map(lambda S, p: jnp.where(hit.reshape((-1,) + (1,) * p.ndim), p[None], S), snaps, params)
+        return (params, opt_state, temp_state, snaps), (regret, diag)
+
+    snaps = jax.tree.map(lambda p: jnp.zeros((len(s.snapshot_epochs),) + p.shape, p.dtype), params)
+    carry = (params, opt.init(params), init_temperature(s.temperature), snaps)
+    k_ep, k_final = jax.random.split(key)
+    (params, _, _, snaps), (regrets, diag) = jax.lax.scan(
+        epoch, carry, (jax.random.split(k_ep, s.epochs), jnp.arange(s.epochs, dtype=jnp.int32)))
+    final = pol.sample(params, k_final, (s.groups * s.num_candidates,))
+    final_regret = s.max_reward - jnp.mean(s.reward_fn(final))
+    regret = jnp.concatenate([regrets[1:], final_regret[None]])
+    return regret, regrets[0], final, diag, params, snaps
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_pretrain(static: _Pretrain):
+    return jax.jit(jax.vmap(functools.partial(_pretrain_program, static)))
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(static: _Static):
+    return jax.jit(jax.vmap(functools.partial(_epoch_program, static), in_axes=(None, 0, 0)))
