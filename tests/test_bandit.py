@@ -162,7 +162,7 @@ def test_run_study_writes_outputs_and_refuses_nonempty_dir(tmp_path):
     assert summary["winner_final_regret"] in cfg.schemes and set(summary["schemes"]) == set(cfg.schemes)
     assert summary["landscape"]["source"].startswith("designed:")
     before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
-    with pytest.raises(ValueError, match="is not empty; pass overwrite=True"):
+    with pytest.raises(ValueError, match="is not empty; pass --overwrite"):
         run_study(cfg, progress=False)
     assert before == {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}  # nothing written
 

@@ -111,7 +111,7 @@ def _check_run_dir(config: BanditConfig) -> Path:
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"run_dir {str(run_dir)!r} exists and is not a directory")
     if run_dir.is_dir() and any(run_dir.iterdir()) and not config.overwrite:
-        raise ValueError(f"run_dir {str(run_dir)!r} is not empty; pass overwrite=True (--overwrite) to reuse it")
+        raise ValueError(f"run_dir {str(run_dir)!r} is not empty; pass --overwrite (overwrite=True) to replace it")
     return run_dir
 
 
@@ -129,7 +129,6 @@ def run_study(config: BanditConfig, progress: bool = True) -> Path:
         raise ValueError(f"schemes contain duplicates: {list(config.schemes)}")
     if isinstance(config.seeds, int) or not config.seeds:
         raise ValueError(f"seeds must be a non-empty sequence of ints, got {config.seeds!r}")
-    run_dir = _check_run_dir(config)
     plans = {}
     for spec in config.schemes:  # validate everything before running anything
         name, params = parse_scheme(spec)
@@ -138,6 +137,7 @@ def run_study(config: BanditConfig, progress: bool = True) -> Path:
                               landscape.max_reward, init_mean=landscape.init_mean, init_std=landscape.init_std,
                               **params, **config.bandit_params())
 
+    run_dir = _check_run_dir(config)
     plans = dict(zip(plans, merge_plans(list(plans.values()))))  # one compiled program for all schemes
     results: dict[str, BanditResult] = {}
     t0 = time.perf_counter()
