@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--env", default="HalfCheetah-v5")
     parser.add_argument("--steps", type=int, default=50_000)
     parser.add_argument("--warmup", type=int, default=5000)
+    parser.add_argument("--eval-interval", type=int, default=5000, help="env steps between evaluations")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--timing-only", nargs="*", default=["paper"], choices=list(CONFIGS))
@@ -88,7 +89,7 @@ def main() -> None:
                 r = {"return": float("nan"), "single": float("nan"),
                      "s_per_step": time_update(name, args.env, seed, args.timing_steps)}
             else:
-                r = run_one(name, args.env, seed, args.steps, args.warmup, args.root / args.env, args.steps)
+                r = run_one(name, args.env, seed, args.steps, args.warmup, args.root / args.env, args.eval_interval)
             results[name].append(r)
             print(f"seed {seed} {name:>5}: return {r['return']:.1f}, single {r['single']:.1f}, "
                   f"{r['s_per_step'] * 1e3:.1f} ms/env step", flush=True)
