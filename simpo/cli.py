@@ -136,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # a bug or an environment problem: one line, the rest with --verbose
         if verbose:
             raise
-        if type(err).__name__ == "CheckpointError":
+        if type(err).__name__ in ("CheckpointError", "NonFiniteError"):  # one clear line of their own
             print(f"simpo {command}: error: {err}", file=sys.stderr)
-            return 2
+            return 2 if type(err).__name__ == "CheckpointError" else 1
         print(f"simpo {command}: error: {type(err).__name__}: {err} (rerun with --verbose for the traceback)",
               file=sys.stderr)
         return 1

@@ -67,6 +67,8 @@ class TrainConfig:
     """Also log to Weights & Biases (needs `pip install wandb`)."""
     wandb_project: str = "simpo"
     progress: bool = True
+    debug_nans: bool = False
+    """Turn on JAX's NaN checks (slow: every op is checked; the default guard is a cheap flag)."""
     agent: SiMPOConfig = field(default_factory=SiMPOConfig)
     """SiMPO / DPMD / QVPO hyperparameters (--agent.weighting has the alias --weighting)."""
     sac: SACConfig = field(default_factory=SACConfig)
@@ -131,8 +133,37 @@ class TrainResult(NamedTuple):
     buffer: ReplayBuffer
 
 
+class NonFiniteError(RuntimeError):
+    """Training produced a NaN or an infinity; the run stopped and kept its last good checkpoint."""
+
+
+class Guard(NamedTuple):
+    """Device-side NaN guard: all updates finite so far; which quantities failed first, and when."""
+
+    healthy: jax.Array  # () bool
+    first_bad: jax.Array  # (len(metrics) + 1,) bool: sorted metric names, then the sampled rewards
+    first_bad_step: jax.Array  # () int32: the env step of the first non-finite update
+
+
+def _guard(guard: Guard, metrics: dict[str, jax.Array], batch, env_step) -> Guard:
+    finite = jnp.stack([jnp.all(jnp.isfinite(metrics[k])) for k in sorted(metrics)]
+                       + [jnp.all(jnp.isfinite(batch.reward))])
+    newly_bad = guard.healthy & ~jnp.all(finite)
+    return Guard(guard.healthy & jnp.all(finite), jnp.where(newly_bad, ~finite, guard.first_bad),
+                 jnp.where(newly_bad, env_step, guard.first_bad_step))
+
+
 def train(config: TrainConfig) -> TrainResult:
-    """Train one agent; returns the run directory and the final agent state and buffer."""
+    """Train one agent; returns the run directory and the final agent state and buffer.
+
+    NaN guard: every update also returns a device-side flag (all losses, Q-values, weight statistics
+    and sampled rewards finite), folded into one running flag that the host reads only every
+    `log_interval` steps and before each evaluation and checkpoint. Env rewards and observations are
+    checked on the host as they arrive. Either way the run stops with `NonFiniteError`, naming the
+    quantity and the step, and no checkpoint is written after the problem began.
+    """
+    if config.debug_nans:
+        jax.config.update("jax_debug_nans", True)
     env = make_env(config.env, config.seed, config.reward_transform, max_episode_steps=config.max_episode_steps)
     envs_for_eval = eval_envs(config, config.eval_episodes)
     obs_dim, action_dim = env_spec(env)
@@ -147,57 +178,79 @@ def train(config: TrainConfig) -> TrainResult:
     act = jax.jit(agent.act, static_argnums=3)
 
     @jax.jit
-    def train_step(state, buffer: ReplayBuffer, key):
+    def train_step(state, buffer: ReplayBuffer, key, guard, env_step):
         k_batch, k_agent = jax.random.split(key)
-        return agent.update(state, buffer_sample(buffer, k_batch, config.batch_size), k_agent)
+        batch = buffer_sample(buffer, k_batch, config.batch_size)
+        state, metrics = agent.update(state, batch, k_agent)
+        return state, metrics, None if guard is None else _guard(guard, metrics, batch, env_step)
 
     logger = RunLogger(run_dir, wandb_project=config.wandb_project if config.track else None)
     checkpointer = Checkpointer(run_dir, max_to_keep=config.keep_checkpoints)
     rng = np.random.default_rng(config.seed)
     obs, _ = env.reset(seed=config.seed)
     metrics: dict[str, Any] = {}
-    last_eval: dict[str, float] = {}
+    metric_names = sorted(jax.eval_shape(train_step, state, buffer, k_update, None, 0)[1])
+    guard = Guard(jnp.asarray(True), jnp.zeros(len(metric_names) + 1, bool), jnp.asarray(-1, jnp.int32))
     start = time.perf_counter()
     train_time = 0.0
 
-    def save(step: int):
-        checkpointer.save(step, {"agent": state, "buffer": buffer}, {"env_step": step})
+    def check() -> None:
+        if not bool(guard.healthy):
+            bad = [n for n, b in zip([*metric_names, "sampled reward"], np.asarray(guard.first_bad)) if b]
+            raise NonFiniteError(
+                f"non-finite {', '.join(bad)} in the update at env step {int(guard.first_bad_step)}; stopped. "
+                f"Last good checkpoint: step {checkpointer.latest_step()} in {run_dir}"
+            )
 
-    with TrainingProgress(config.total_steps, enabled=config.progress, title=f"{config.label} on {config.env}") as progress:
-        for step in range(config.total_steps):
-            tick = time.perf_counter()
-            if step < config.warmup_steps:
-                action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
-            else:
-                action = np.asarray(act(state, jax.random.fold_in(k_act, step), jnp.asarray(obs)))
-            transition, obs, episode = step_transition(env, obs, action)
-            buffer = buffer_add(buffer, *transition)
-            if step >= config.warmup_steps and buffer.size >= config.batch_size:
-                state, metrics = train_step(state, buffer, jax.random.fold_in(k_update, step))
-            train_time += time.perf_counter() - tick
-            env_step = step + 1
-            if episode is not None:
-                progress.episode(episode["return"])
-            if metrics and env_step % config.log_interval == 0:
-                logger.log(env_step, {f"train/{k}": float(v) for k, v in metrics.items()})
-            if env_step % config.eval_interval == 0 or env_step == config.total_steps:
-                best = evaluate(state, envs_for_eval, jax.random.fold_in(k_best, env_step), "best_of_n", act)
-                single = evaluate(state, envs_for_eval, jax.random.fold_in(k_single, env_step), "single", act)
-                last_eval = {
-                    "env_step": env_step,
-                    "wall_time_s": time.perf_counter() - start,
-                    "eval_return_mean": float(best.mean()),
-                    "eval_return_std": float(best.std()),
-                    "eval_return_single_mean": float(single.mean()),
-                    "eval_return_single_std": float(single.std()),
-                    "train_sps": env_step / max(train_time, 1e-9),
-                    **{k: float(v) for k, v in metrics.items()},
-                }
-                logger.log_row(last_eval, also_scalars=True)
-                progress.evaluated(last_eval["eval_return_mean"], last_eval["eval_return_single_mean"])
-            if env_step % config.checkpoint_interval == 0 or env_step == config.total_steps:
-                save(env_step)
-            progress.advance(env_step)
-    checkpointer.close()
-    logger.close()
+    title = f"{config.label} on {config.env}"
+    try:
+        with TrainingProgress(config.total_steps, enabled=config.progress, title=title) as progress:
+            for step in range(config.total_steps):
+                tick = time.perf_counter()
+                if step < config.warmup_steps:
+                    action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
+                else:
+                    action = np.asarray(act(state, jax.random.fold_in(k_act, step), jnp.asarray(obs)))
+                env_step = step + 1
+                if not np.all(np.isfinite(action)):
+                    check()  # names the update quantity that went non-finite first
+                    raise NonFiniteError(f"the policy produced a non-finite action at env step {env_step}; stopped. "
+                                         f"Last good checkpoint: step {checkpointer.latest_step()} in {run_dir}")
+                transition, obs, episode = step_transition(env, obs, action)
+                if not (np.isfinite(transition.reward) and np.all(np.isfinite(transition.next_obs))):
+                    what = "reward" if not np.isfinite(transition.reward) else "observation"
+                    raise NonFiniteError(f"the env returned a non-finite {what} at env step {env_step}; stopped. "
+                                         f"Last good checkpoint: step {checkpointer.latest_step()} in {run_dir}")
+                buffer = buffer_add(buffer, *transition)
+                if step >= config.warmup_steps and buffer.size >= config.batch_size:
+                    state, metrics, guard = train_step(state, buffer, jax.random.fold_in(k_update, step), guard, env_step)
+                train_time += time.perf_counter() - tick
+                if episode is not None:
+                    progress.episode(episode["return"])
+                if metrics and env_step % config.log_interval == 0:
+                    check()
+                    logger.log(env_step, {f"train/{k}": float(v) for k, v in metrics.items()})
+                if env_step % config.eval_interval == 0 or env_step == config.total_steps:
+                    check()
+                    best = evaluate(state, envs_for_eval, jax.random.fold_in(k_best, env_step), "best_of_n", act)
+                    single = evaluate(state, envs_for_eval, jax.random.fold_in(k_single, env_step), "single", act)
+                    row = {
+                        "env_step": env_step,
+                        "wall_time_s": time.perf_counter() - start,
+                        "eval_return_mean": float(best.mean()),
+                        "eval_return_std": float(best.std()),
+                        "eval_return_single_mean": float(single.mean()),
+                        "eval_return_single_std": float(single.std()),
+                        "train_sps": env_step / max(train_time, 1e-9),
+                        **{k: float(v) for k, v in metrics.items()},
+                    }
+                    logger.log_row(row, also_scalars=True)
+                    progress.evaluated(row["eval_return_mean"], row["eval_return_single_mean"])
+                if env_step % config.checkpoint_interval == 0 or env_step == config.total_steps:
+                    check()
+                    checkpointer.save(env_step, {"agent": state, "buffer": buffer}, {"env_step": env_step})
+                progress.advance(env_step)
+    finally:
+        checkpointer.close()
+        logger.close()
     return TrainResult(run_dir, state, buffer)

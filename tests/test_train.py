@@ -141,3 +141,39 @@ def test_sac_config_is_selected_for_sac():
     assert default_config("simpo", "paper", "Ant-v5").agent.temperature.kl_target == 1.5
     qvpo = default_config("qvpo", "paper").agent
     assert qvpo.weighting == "linear" and qvpo.uniform_actions > 0
+
+
+class _CorruptReward:
+    """Wraps an env so that its reward becomes `value` from env step `after` on."""
+
+    def __init__(self, make_env, value, after):
+        self.make_env, self.value, self.after = make_env, value, after
+
+    def __call__(self, *args, **kwargs):
+        import gymnasium as gym
+
+        value, after = self.value, self.after
+
+        class Corrupt(gym.Wrapper):
+            steps = 0
+
+            def step(self, action):
+                obs, reward, terminated, truncated, info = self.env.step(action)
+                Corrupt.steps += 1
+                return obs, (value if Corrupt.steps > after else reward), terminated, truncated, info
+
+        return Corrupt(self.make_env(*args, **kwargs))
+
+
+@pytest.mark.parametrize("value,message", [(float("nan"), "non-finite reward at env step 201"),
+                                           (3e38, "non-finite critic_loss")])
+def test_nan_guard_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, value, message):
+    import simpo.train as train_module
+    from simpo.checkpoint import Checkpointer
+
+    monkeypatch.setattr(train_module, "make_env", _CorruptReward(train_module.make_env, value, after=200))
+    config = tiny("simpo", "Pendulum-v1", tmp_path / "run", total_steps=400, checkpoint_interval=100, log_interval=50)
+    with pytest.raises(train_module.NonFiniteError, match=message) as err:
+        train(config)
+    assert "Last good checkpoint: step 200" in str(err.value)
+    assert Checkpointer(tmp_path / "run").all_steps()[-1] == 200
