@@ -1,0 +1,134 @@
+"""Benchmark (not a test): where an env step's time goes, for SAC and SiMPO `paper` / `fast`.
+
+    python benchmarks/speed.py [--env HalfCheetah-v5] [--repeats 20] [--out docs/benchmarks/speed.md]
+
+All configs are measured in one process, in interleaved rounds (median kept): the jitted update at
+batch 256, one jitted action, one env step and one buffer insert. Their sum is the wall-clock of an
+env step at update-to-data ratio 1. XLA's cost analysis gives the update's FLOPs; divided by the
+measured time that is the achieved FLOP/s, printed next to the machine's measured fp32 matmul peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _provenance import provenance, write_report  # noqa: E402
+
+from simpo.agents.base import Batch  # noqa: E402
+from simpo.buffer import buffer_add, buffer_init  # noqa: E402
+from simpo.envs import env_spec, make_env  # noqa: E402
+from simpo.train import default_config, make_agent  # noqa: E402
+
+CONFIGS = {"sac": ("sac", "fast"), "simpo fast": ("simpo", "fast"), "simpo paper": ("simpo", "paper")}
+
+
+def timed(fn, repeats: int) -> float:
+    """Seconds per call of `fn()` (which returns something to block on), after one warm-up call."""
+    jax.block_until_ready(fn())
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = fn()
+    jax.block_until_ready(out)
+    return (time.perf_counter() - start) / repeats
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """Measured fp32 FLOP/s of an n×n by n×n matmul, jitted."""
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
+    f = jax.jit(lambda a: a @ a)
+    return 2 * n**3 / timed(lambda: f(a), repeats)
+
+
+def setup(name: str, env_id: str):
+    algo, preset = CONFIGS[name]
+    config = default_config(algo, preset, env_id)
+    env = make_env(env_id, 0)
+    obs_dim, action_dim = env_spec(env)
+    agent = make_agent(config, obs_dim, action_dim)
+    k = jax.random.split(jax.random.PRNGKey(0), 6)
+    b = config.batch_size
+    batch = Batch(jax.random.normal(k[0], (b, obs_dim)), jax.random.uniform(k[1], (b, action_dim), minval=-1.0),
+                  jax.random.normal(k[2], (b,)), jax.random.normal(k[3], (b, obs_dim)), jnp.zeros(b))
+    update = jax.jit(agent.update)
+    act = jax.jit(agent.act)
+    state = agent.init(k[4])
+    flops = update.lower(state, batch, k[5]).compile().cost_analysis()
+    flops = (flops[0] if isinstance(flops, list) else flops).get("flops", float("nan"))
+    return {"env": env, "agent": agent, "state": state, "batch": batch, "update": update, "act": act,
+            "key": k[5], "flops": flops, "action_dim": action_dim, "obs_dim": obs_dim}
+
+
+def measure(s: dict, repeats: int) -> dict[str, float]:
+    obs = jnp.zeros((s["obs_dim"],))
+    env, action = s["env"], np.zeros(s["action_dim"], np.float32)
+    env.reset(seed=0)
+
+    def env_step():
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+        return jnp.zeros(())
+
+    buffer = [buffer_init(10_000, s["obs_dim"], s["action_dim"])]
+
+    def insert():
+        buffer[0] = buffer_add(buffer[0], np.zeros(s["obs_dim"], np.float32), action, np.float32(0.0),
+                               np.zeros(s["obs_dim"], np.float32), np.float32(0.0))
+        return buffer[0].size
+
+    return {
+        "update": timed(lambda: s["update"](s["state"], s["batch"], s["key"]), repeats),
+        "act": timed(lambda: s["act"](s["state"], s["key"], obs), repeats * 10),
+        "env": timed(env_step, repeats * 10),
+        "insert": timed(insert, repeats * 10),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default="HalfCheetah-v5")
+    parser.add_argument("--repeats", type=int, default=20, help="timed updates per config per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--paper-repeats", type=int, default=3, help="timed updates of the slow paper preset")
+    parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/speed.md"))
+    args = parser.parse_args()
+    source = provenance()
+
+    setups = {name: setup(name, args.env) for name in CONFIGS}
+    rounds: dict[str, list[dict]] = {name: [] for name in CONFIGS}
+    peaks = []
+    for _ in range(args.rounds):
+        peaks.append(matmul_peak())
+        for name, s in setups.items():
+            rounds[name].append(measure(s, args.paper_repeats if "paper" in name else args.repeats))
+    peak = float(np.median(peaks))
+    med = {name: {k: float(np.median([r[k] for r in rs])) for k in rs[0]} for name, rs in rounds.items()}
+    step = {name: sum(m.values()) for name, m in med.items()}
+
+    lines = [f"# Speed benchmark: {args.env}, batch 256, update-to-data ratio 1", "", source, "",
+             f"Measured fp32 matmul peak (2048², jitted): **{peak / 1e9:.0f} GFLOP/s**.", "",
+             "| config | update ms | act ms | env step ms | buffer insert ms | ms per env step | "
+             "per env step / SAC | update GFLOP | achieved GFLOP/s | fraction of matmul peak |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, m in med.items():
+        flops = setups[name]["flops"]
+        lines.append(
+            f"| {name} | {m['update'] * 1e3:.1f} | {m['act'] * 1e3:.2f} | {m['env'] * 1e3:.3f} | "
+            f"{m['insert'] * 1e3:.3f} | {step[name] * 1e3:.1f} | {step[name] / step['sac']:.1f}× | "
+            f"{flops / 1e9:.2f} | {flops / m['update'] / 1e9:.0f} | {flops / m['update'] / peak:.0%} |")
+    lines += ["", f"Medians over {args.rounds} interleaved rounds; the update is timed over {args.repeats} calls "
+              f"({args.paper_repeats} for `paper`), act, env and insert over 10× as many. FLOPs are XLA's "
+              "cost analysis of the compiled update (matmuls and elementwise ops)."]
+    write_report(lines, args.out)
+
+
+if __name__ == "__main__":
+    main()
