@@ -106,6 +106,15 @@ def cmd_bandit(args: list[str]) -> int:
     return 0
 
 
+def _one_line(err: BaseException) -> str:
+    """The first line of an error message; an OSError from the system reads 'cannot access PATH: REASON'."""
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        target = f"{err.filename} -> {err.filename2}" if err.filename2 is not None else str(err.filename)
+        return f"cannot access {target}: {err.strerror}"
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 HANDLERS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "bandit": cmd_bandit}
 
 
@@ -127,20 +136,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"simpo {command}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, PermissionError) as err:
+    except (ValueError, OSError) as err:  # bad input, or a path that cannot be read or written
         if verbose:
             raise
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"simpo {command}: error: {message}", file=sys.stderr)
+        print(f"simpo {command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except Exception as err:  # a bug or an environment problem: one line, the rest with --verbose
         if verbose:
             raise
         if type(err).__name__ in ("CheckpointError", "NonFiniteError"):  # one clear line of their own
-            print(f"simpo {command}: error: {err}", file=sys.stderr)
+            print(f"simpo {command}: error: {_one_line(err)}", file=sys.stderr)
             return 2 if type(err).__name__ == "CheckpointError" else 1
-        print(f"simpo {command}: error: {type(err).__name__}: {err} (rerun with --verbose for the traceback)",
-              file=sys.stderr)
+        print(f"simpo {command}: error: {type(err).__name__}: {_one_line(err)} "
+              "(rerun with --verbose for the traceback)", file=sys.stderr)
         return 1
 
 

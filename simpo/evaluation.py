@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from pathlib import Path
 from typing import Any
@@ -69,9 +70,22 @@ def load_run(run_dir: Path):
     from simpo.train import TrainConfig, make_agent  # train imports this module
 
     run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise ValueError(f"run directory {run_dir} does not exist")
     if not (run_dir / "config.json").is_file():
         raise ValueError(f"{run_dir} is not a simpo run directory (no config.json)")
-    config = _build(TrainConfig, read_config(run_dir))
+    try:
+        data = read_config(run_dir)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"run directory {run_dir} has a corrupted config.json ({err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"run directory {run_dir} has a corrupted config.json (not a JSON object)")
+    try:
+        config = _build(TrainConfig, data)
+    except (TypeError, AttributeError, ValueError) as err:
+        raise ValueError(f"run directory {run_dir} has an invalid config.json ({err})") from None
+    if not (run_dir / "checkpoints").is_dir():
+        raise ValueError(f"run directory {run_dir} has no checkpoints/ (was training stopped before the first save?)")
     env = make_env(config.env, config.seed, config.reward_transform, max_episode_steps=config.max_episode_steps)
     obs_dim, action_dim = env_spec(env)
     agent = make_agent(config, obs_dim, action_dim)

@@ -30,6 +30,9 @@ Predict = Callable[[Any, jax.Array, jax.Array, "jax.Array | None"], jax.Array]
 FLOW_T_RANGE = (0.0, 1.0)
 #: The authors' continuous-time range for the cosine schedule, ``t ∈ [1e-3, 0.9946]``.
 DIFFUSION_T_RANGE = (1e-3, 0.9946)
+#: ``unroll`` of the samplers' ``lax.scan``. 1 compiles fastest and runs as fast on a CPU; XLA's cost
+#: analysis counts a loop body once, so ``benchmarks/speed.py`` sets ``True`` to count every step.
+UNROLL: int | bool = 1
 
 
 def cosine_schedule(t: jax.Array, s: float = 0.008) -> tuple[jax.Array, jax.Array]:
@@ -156,7 +159,7 @@ def euler_sample(
         return x + dt * v, None
 
     x = jax.random.normal(key, shape, jnp.float32)
-    x, _ = jax.lax.scan(step, x, jnp.arange(steps, dtype=jnp.float32))
+    x, _ = jax.lax.scan(step, x, jnp.arange(steps, dtype=jnp.float32), unroll=UNROLL)
     return jnp.clip(x, -1.0, 1.0) if clip else x
 
 
@@ -203,5 +206,5 @@ def ddpm_sample(
     x_key, z_key = jax.random.split(key)
     x = jax.random.normal(x_key, shape, jnp.float32)
     ks = jnp.arange(steps, 0, -1)
-    x, _ = jax.lax.scan(step, x, (ks, jax.random.split(z_key, steps)))
+    x, _ = jax.lax.scan(step, x, (ks, jax.random.split(z_key, steps)), unroll=UNROLL)
     return jnp.clip(x, -1.0, 1.0) if clip else x

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import re
 import warnings
 from pathlib import Path
@@ -206,6 +207,7 @@ def plot_learning_curves(
 
     if not run_dirs:
         raise ValueError("plot_learning_curves: no run directories given")
+    out = _check_out(Path(out))
     runs = expand_run_dirs(run_dirs) if not skip_invalid else _expand_lenient(run_dirs)
     label_of = _label_fn(group_by)
 
@@ -249,9 +251,22 @@ def plot_learning_curves(
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
 
-    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, format="png")
+    return out
+
+
+def _check_out(out: Path) -> Path:
+    """Refuse, before any work, an output path that cannot be written (one-line ValueError)."""
+    if out.is_dir():
+        raise ValueError(f"out {out} is a directory; give a file name such as {out / 'learning_curves.png'}")
+    ancestor = out.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"cannot write {out}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise ValueError(f"cannot write {out}: {out if out.exists() else ancestor} is not writable")
     return out
 
 

@@ -12,6 +12,8 @@ and orbax checkpoints (checkpoints/).
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -110,13 +112,35 @@ def make_agent(config: TrainConfig, obs_dim: int, action_dim: int) -> SiMPO | SA
     return SiMPO(config.agent, obs_dim, action_dim)
 
 
-def prepare_run_dir(config: TrainConfig) -> Path:
+def check_run_dir(config: TrainConfig) -> Path:
+    """Refuse (one-line ValueError, nothing written) a run directory that cannot be used: a file, a non-empty
+    directory without --overwrite, or a path that cannot be created or written; and --track without wandb."""
+    if config.track and importlib.util.find_spec("wandb") is None:
+        raise ValueError("--track needs Weights & Biases: pip install wandb (or drop --track)")
     run_dir = config.resolved_run_dir
-    if run_dir.exists() and any(run_dir.iterdir()) and not config.overwrite:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"run directory {run_dir} exists and is not a directory; choose another --run-dir")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not config.overwrite:
         raise ValueError(f"run directory {run_dir} is not empty; pass --overwrite or choose another --run-dir")
-    if run_dir.exists() and config.overwrite:
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # The nearest existing ancestor must be a writable directory (and the run dir's parent too, to replace it).
+    ancestor = run_dir if run_dir.is_dir() and not config.overwrite else run_dir.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"cannot create run directory {run_dir}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot create run directory {run_dir}: {ancestor} is not writable")
+    return run_dir
+
+
+def prepare_run_dir(config: TrainConfig) -> Path:
+    run_dir = check_run_dir(config)
+    try:
+        if run_dir.exists() and config.overwrite:
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ValueError(f"cannot create run directory {run_dir}: {err.strerror or err}") from err
     return run_dir
 
 
