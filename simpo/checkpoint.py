@@ -200,13 +200,10 @@ class Checkpointer:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     gc.collect()
-                if step is None and s != candidates[-1]:
-                    warnings.warn(
-                        f"checkpoint step {s} in {self.directory} is unreadable ({failure}); "
-                        "falling back to the previous one",
-                        stacklevel=2,
-                    )
                 continue
+            if errors:  # warn once, and only when a fallback actually succeeded
+                warnings.warn(f"unreadable checkpoint(s) in {self.directory} skipped ({'; '.join(errors)}); "
+                              f"restored step {s}", stacklevel=2)
             if target is not None and any(_is_np_scalar(x) for x in jax.tree.leaves(target)):
                 tree = jax.tree.map(lambda t, x: type(t)(np.asarray(x)[()]) if _is_np_scalar(t) else x, target, tree)
             self.restored_step = s

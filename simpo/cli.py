@@ -1,6 +1,7 @@
 """The `simpo` command line: train, eval, plot, bandit.
 
     simpo train --env HalfCheetah-v5 --algo simpo --preset fast --weighting square --total-steps 100000
+    simpo train --resume runs/HalfCheetah-v5/simpo-square-s0
     simpo eval --run-dir runs/HalfCheetah-v5/simpo-square-s0
     simpo plot runs/HalfCheetah-v5 --out curves.png
     simpo bandit --landscape bad-region --seeds 0 1 2 3 4
@@ -16,6 +17,7 @@ import io
 import json
 import re
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -60,6 +62,8 @@ def parse_config(cls, args: list[str], prog: str, **kwargs):
 def cmd_train(args: list[str]) -> int:
     from simpo.train import TrainConfig, default_config, train
 
+    if any(a == "--resume" or a.startswith("--resume=") for a in args):
+        return resume_train(args)
     pre = argparse.ArgumentParser(add_help=False)
     for flag, default in (("--algo", "simpo"), ("--preset", "fast"), ("--env", TrainConfig.env)):
         pre.add_argument(flag, default=default)
@@ -68,6 +72,26 @@ def cmd_train(args: list[str]) -> int:
     config = parse_config(TrainConfig, args, "simpo train", default=defaults,
                           description="Train an agent online; every field below is a flag.")
     result = train(config)
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def resume_train(args: list[str]) -> int:
+    """`simpo train --resume RUN_DIR`: continue a run exactly, with the config saved in RUN_DIR."""
+    import dataclasses
+
+    from simpo.evaluation import read_run_config
+    from simpo.train import train
+
+    parser = argparse.ArgumentParser(prog="simpo train --resume", add_help=False)
+    parser.add_argument("--resume", type=Path, required=True)
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    ns, extra = parser.parse_known_args(args)
+    if extra:
+        raise UsageError(f"--resume continues a run with its saved config; other flags are not allowed "
+                         f"(got {' '.join(extra)}); only --no-progress may be added")
+    config = dataclasses.replace(read_run_config(ns.resume), run_dir=ns.resume, progress=ns.progress)
+    result = train(config, resume=True)
     print(f"run directory: {result.run_dir}")
     return 0
 
@@ -131,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not verbose:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
+        # A failed orbax restore leaves tensorstore reads behind that report into a closed event loop:
+        # noise after the one line that matters. --verbose shows it.
+        sys.unraisablehook = lambda _: None
+        threading.excepthook = lambda _: None
     try:
         return HANDLERS[command](rest)
     except KeyboardInterrupt:

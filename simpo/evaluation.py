@@ -20,13 +20,14 @@ from simpo.logger import read_config
 EVAL_MODES = ("best_of_n", "single")
 
 
-def evaluate(state: Any, envs: list, key: jax.Array, mode: str, act_fn) -> np.ndarray:
+def evaluate(state: Any, envs: list, key: jax.Array, mode: str, act_fn, seed: int = 0) -> np.ndarray:
     """Run one episode in each env (in lockstep, batched actions); returns the undiscounted returns
     of the env's own reward (a reward transform changes training, not what is reported).
 
     `mode` is "best_of_n" (the authors' protocol: best of M samples by min-Q) or "single" (one
-    policy sample: the policy's own return)."""
-    obs = np.stack([env.reset()[0] for env in envs])
+    policy sample: the policy's own return). Env i starts from `reset(seed=seed + i)`, so an
+    evaluation is a pure function of the agent state, `key` and `seed`."""
+    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
     returns = np.zeros(len(envs))
     alive = np.ones(len(envs), bool)
     t = 0
@@ -65,9 +66,9 @@ def _build(cls, data: dict):
     return cls(**kwargs)
 
 
-def load_run(run_dir: Path):
-    """(config, agent, agent state, env_step) of the newest readable checkpoint in `run_dir`."""
-    from simpo.train import TrainConfig, make_agent  # train imports this module
+def read_run_config(run_dir: Path):
+    """The `TrainConfig` saved in `run_dir`, with one-line errors for a missing or broken run directory."""
+    from simpo.train import TrainConfig  # train imports this module
 
     run_dir = Path(run_dir)
     if not run_dir.exists():
@@ -86,9 +87,11 @@ def load_run(run_dir: Path):
         raise ValueError(f"run directory {run_dir} has an invalid config.json ({err})") from None
     if not (run_dir / "checkpoints").is_dir():
         raise ValueError(f"run directory {run_dir} has no checkpoints/ (was training stopped before the first save?)")
-    env = make_env(config.env, config.seed, config.reward_transform, max_episode_steps=config.max_episode_steps)
-    obs_dim, action_dim = env_spec(env)
-    agent = make_agent(config, obs_dim, action_dim)
+    return config
+
+
+def restore_run(run_dir: Path, config, agent, obs_dim: int, action_dim: int):
+    """(agent state, replay buffer, metadata) of the newest readable checkpoint of a run."""
     capacity = min(config.buffer_size, max(config.total_steps, 1))
     target = {"agent": agent.init(jax.random.PRNGKey(0)), "buffer": buffer_init(capacity, obs_dim, action_dim)}
     checkpointer = Checkpointer(run_dir)
@@ -96,7 +99,19 @@ def load_run(run_dir: Path):
         restored, meta = checkpointer.restore(target=target)
     finally:
         checkpointer.close()
-    return config, agent, restored["agent"], int(meta.get("env_step", -1))
+    return restored["agent"], restored["buffer"], meta
+
+
+def load_run(run_dir: Path):
+    """(config, agent, agent state, env_step) of the newest readable checkpoint in `run_dir`."""
+    from simpo.train import make_agent
+
+    config = read_run_config(run_dir)
+    env = make_env(config.env, config.seed, config.reward_transform, max_episode_steps=config.max_episode_steps)
+    obs_dim, action_dim = env_spec(env)
+    agent = make_agent(config, obs_dim, action_dim)
+    state, _, meta = restore_run(run_dir, config, agent, obs_dim, action_dim)
+    return config, agent, state, int(meta.get("env_step", -1))
 
 
 def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 0) -> dict[str, float]:
@@ -109,7 +124,7 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 0) -> dict[str, 
     key = jax.random.PRNGKey(seed)
     result: dict[str, float] = {"env_step": env_step}
     for mode in EVAL_MODES:
-        returns = evaluate(state, envs, jax.random.fold_in(key, EVAL_MODES.index(mode)), mode, act)
+        returns = evaluate(state, envs, jax.random.fold_in(key, EVAL_MODES.index(mode)), mode, act, seed)
         suffix = "" if mode == "best_of_n" else "_single"
         result[f"eval_return{suffix}_mean"] = float(returns.mean())
         result[f"eval_return{suffix}_std"] = float(returns.std())

@@ -29,7 +29,7 @@ from simpo.agents.simpo_agent import SiMPO, SiMPOConfig
 from simpo.buffer import ReplayBuffer, buffer_add, buffer_init, buffer_sample
 from simpo.checkpoint import Checkpointer
 from simpo.envs import env_spec, make_env, step_transition
-from simpo.evaluation import eval_envs, evaluate
+from simpo.evaluation import eval_envs, evaluate, restore_run
 from simpo.logger import RunLogger, write_config
 from simpo.presets import agent_config
 from simpo.progress import TrainingProgress
@@ -177,8 +177,22 @@ def _guard(guard: Guard, metrics: dict[str, jax.Array], batch, env_step) -> Guar
                  jnp.where(newly_bad, env_step, guard.first_bad_step))
 
 
-def train(config: TrainConfig) -> TrainResult:
+def _seed(config: TrainConfig, env_step: int, stream: int) -> int:
+    """A reset seed that depends only on the run's seed, the env step and a stream id."""
+    return (config.seed * 1_000_003 + env_step * 7 + stream) % 2**31
+
+
+def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     """Train one agent; returns the run directory and the final agent state and buffer.
+
+    Exact resume (`resume=True` continues `config.resolved_run_dir` from its newest readable
+    checkpoint): a checkpoint holds the agent state (old policy, optimiser and temperature states
+    included) and the replay buffer. Everything else is a function of the seed and the env step:
+    JAX keys are `fold_in(key, env_step)`, warm-up actions come from `default_rng([seed, step])`,
+    evaluation envs are reset with seeds derived from the step, and **the training episode is ended
+    at every checkpoint** (a truncation: it bootstraps) and the env reset with a seed derived from
+    the step. A resumed run therefore reproduces the uninterrupted one exactly (timing columns aside),
+    and an env's internal state never needs to be serialised.
 
     NaN guard: every update also returns a device-side flag (all losses, Q-values, weight statistics
     and sampled rewards finite), folded into one running flag that the host reads only every
@@ -192,13 +206,18 @@ def train(config: TrainConfig) -> TrainResult:
     envs_for_eval = eval_envs(config, config.eval_episodes)
     obs_dim, action_dim = env_spec(env)
     agent = make_agent(config, obs_dim, action_dim)
-    run_dir = prepare_run_dir(config)
-    write_config(run_dir, run_config_dict(config))
-
     key = jax.random.PRNGKey(config.seed)
     k_init, k_act, k_update, k_best, k_single = jax.random.split(key, 5)
-    state = agent.init(k_init)
-    buffer = buffer_init(min(config.buffer_size, max(config.total_steps, 1)), obs_dim, action_dim)
+    if resume:
+        run_dir = config.resolved_run_dir
+        state, buffer, meta = restore_run(run_dir, config, agent, obs_dim, action_dim)
+        start_step = int(meta["env_step"])
+    else:
+        run_dir = prepare_run_dir(config)
+        write_config(run_dir, run_config_dict(config))
+        state = agent.init(k_init)
+        buffer = buffer_init(min(config.buffer_size, max(config.total_steps, 1)), obs_dim, action_dim)
+        meta, start_step = {}, 0
     act = jax.jit(agent.act, static_argnums=3)
 
     @jax.jit
@@ -209,14 +228,15 @@ def train(config: TrainConfig) -> TrainResult:
         return state, metrics, None if guard is None else _guard(guard, metrics, batch, env_step)
 
     logger = RunLogger(run_dir, wandb_project=config.wandb_project if config.track else None)
+    if resume:
+        logger.drop_rows_after(start_step)
     checkpointer = Checkpointer(run_dir, max_to_keep=config.keep_checkpoints)
-    rng = np.random.default_rng(config.seed)
-    obs, _ = env.reset(seed=config.seed)
+    obs, _ = env.reset(seed=_seed(config, start_step, 0) if resume else config.seed)
     metrics: dict[str, Any] = {}
     metric_names = sorted(jax.eval_shape(train_step, state, buffer, k_update, None, 0)[1])
     guard = Guard(jnp.asarray(True), jnp.zeros(len(metric_names) + 1, bool), jnp.asarray(-1, jnp.int32))
-    start = time.perf_counter()
-    train_time = 0.0
+    start = time.perf_counter() - float(meta.get("wall_time_s", 0.0))  # resumed runs keep their clock
+    train_time = float(meta.get("train_time_s", 0.0))
 
     def check() -> None:
         if not bool(guard.healthy):
@@ -229,9 +249,11 @@ def train(config: TrainConfig) -> TrainResult:
     title = f"{config.label} on {config.env}"
     try:
         with TrainingProgress(config.total_steps, enabled=config.progress, title=title) as progress:
-            for step in range(config.total_steps):
+            progress.advance(start_step)
+            for step in range(start_step, config.total_steps):
                 tick = time.perf_counter()
                 if step < config.warmup_steps:
+                    rng = np.random.default_rng([config.seed, step])
                     action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
                 else:
                     action = np.asarray(act(state, jax.random.fold_in(k_act, step), jnp.asarray(obs)))
@@ -256,8 +278,11 @@ def train(config: TrainConfig) -> TrainResult:
                     logger.log(env_step, {f"train/{k}": float(v) for k, v in metrics.items()})
                 if env_step % config.eval_interval == 0 or env_step == config.total_steps:
                     check()
-                    best = evaluate(state, envs_for_eval, jax.random.fold_in(k_best, env_step), "best_of_n", act)
-                    single = evaluate(state, envs_for_eval, jax.random.fold_in(k_single, env_step), "single", act)
+                    eval_seed = _seed(config, env_step, 1)
+                    best = evaluate(state, envs_for_eval, jax.random.fold_in(k_best, env_step), "best_of_n", act,
+                                    eval_seed)
+                    single = evaluate(state, envs_for_eval, jax.random.fold_in(k_single, env_step), "single", act,
+                                      eval_seed)
                     row = {
                         "env_step": env_step,
                         "wall_time_s": time.perf_counter() - start,
@@ -272,7 +297,10 @@ def train(config: TrainConfig) -> TrainResult:
                     progress.evaluated(row["eval_return_mean"], row["eval_return_single_mean"])
                 if env_step % config.checkpoint_interval == 0 or env_step == config.total_steps:
                     check()
-                    checkpointer.save(env_step, {"agent": state, "buffer": buffer}, {"env_step": env_step})
+                    checkpointer.save(env_step, {"agent": state, "buffer": buffer},
+                                      {"env_step": env_step, "wall_time_s": time.perf_counter() - start,
+                                       "train_time_s": train_time})
+                    obs, _ = env.reset(seed=_seed(config, env_step, 0))  # end the episode: exact resume
                 progress.advance(env_step)
     finally:
         checkpointer.close()
