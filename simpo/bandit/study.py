@@ -112,6 +112,11 @@ def _check_run_dir(config: BanditConfig) -> Path:
         raise ValueError(f"run_dir {str(run_dir)!r} exists and is not a directory")
     if run_dir.is_dir() and any(run_dir.iterdir()) and not config.overwrite:
         raise ValueError(f"run_dir {str(run_dir)!r} is not empty; pass --overwrite (overwrite=True) to replace it")
+    ancestor = run_dir.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"cannot create run_dir {str(run_dir)!r}: {ancestor} is not a directory")
     return run_dir
 
 
@@ -129,15 +134,15 @@ def run_study(config: BanditConfig, progress: bool = True) -> Path:
         raise ValueError(f"schemes contain duplicates: {list(config.schemes)}")
     if isinstance(config.seeds, int) or not config.seeds:
         raise ValueError(f"seeds must be a non-empty sequence of ints, got {config.seeds!r}")
+    specs = {spec: parse_scheme(spec) for spec in config.schemes}  # cheap checks first
+    run_dir = _check_run_dir(config)
     plans = {}
-    for spec in config.schemes:  # validate everything before running anything
-        name, params = parse_scheme(spec)
+    for spec, (name, params) in specs.items():  # validate everything before running anything
         params = {**_scheme_defaults(config, name), **params}
         plans[spec] = prepare(landscape.reward_fn, landscape.action_dim, name, config.epochs, list(config.seeds),
                               landscape.max_reward, init_mean=landscape.init_mean, init_std=landscape.init_std,
                               **params, **config.bandit_params())
 
-    run_dir = _check_run_dir(config)
     plans = dict(zip(plans, merge_plans(list(plans.values()))))  # one compiled program for all schemes
     results: dict[str, BanditResult] = {}
     t0 = time.perf_counter()
