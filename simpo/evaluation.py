@@ -12,12 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simpo.agents.base import EVAL_MODES
 from simpo.buffer import buffer_init
 from simpo.checkpoint import Checkpointer
 from simpo.envs import env_spec, make_env
 from simpo.logger import read_config
 
-EVAL_MODES = ("best_of_n", "single")
 
 
 def evaluate(state: Any, envs: list, key: jax.Array, mode: str, act_fn, seed: int = 0) -> np.ndarray:

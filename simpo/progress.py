@@ -28,7 +28,6 @@ class TrainingProgress:
             refresh_per_second=4,
         )
         self._task = self._progress.add_task(title, total=total, speed="", status="")
-        self._last_return: float | None = None
 
     def __enter__(self) -> "TrainingProgress":
         self._progress.start()
@@ -42,12 +41,5 @@ class TrainingProgress:
         speed = task.speed
         self._progress.update(self._task, completed=completed, speed=f"{speed:,.0f}/s" if speed else "")
 
-    def episode(self, episode_return: float) -> None:
-        self._last_return = float(episode_return)
-
     def evaluated(self, best_of_n: float, single: float) -> None:
         self._progress.update(self._task, status=f"eval {best_of_n:,.1f} (single {single:,.1f})")
-
-    def log(self, message: str) -> None:
-        """Print a line above the bar (or plainly when disabled)."""
-        self._progress.console.print(message)

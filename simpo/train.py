@@ -262,7 +262,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
                     check()  # names the update quantity that went non-finite first
                     raise NonFiniteError(f"the policy produced a non-finite action at env step {env_step}; stopped. "
                                          f"Last good checkpoint: step {checkpointer.latest_step()} in {run_dir}")
-                transition, obs, episode = step_transition(env, obs, action)
+                transition, obs, _ = step_transition(env, obs, action)
                 if not (np.isfinite(transition.reward) and np.all(np.isfinite(transition.next_obs))):
                     what = "reward" if not np.isfinite(transition.reward) else "observation"
                     raise NonFiniteError(f"the env returned a non-finite {what} at env step {env_step}; stopped. "
@@ -271,8 +271,6 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
                 if step >= config.warmup_steps and buffer.size >= config.batch_size:
                     state, metrics, guard = train_step(state, buffer, jax.random.fold_in(k_update, step), guard, env_step)
                 train_time += time.perf_counter() - tick
-                if episode is not None:
-                    progress.episode(episode["return"])
                 if metrics and env_step % config.log_interval == 0:
                     check()
                     logger.log(env_step, {f"train/{k}": float(v) for k, v in metrics.items()})

@@ -19,6 +19,10 @@ from typing import Any, NamedTuple, Protocol
 import jax
 
 
+#: Evaluation modes of `Agent.act`: the authors' best-of-M by Q, and one policy sample.
+EVAL_MODES = ("best_of_n", "single")
+
+
 class Batch(NamedTuple):
     """A minibatch of transitions. `terminated` (not `done`): truncation still bootstraps (SPEC §9)."""
 

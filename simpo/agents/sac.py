@@ -21,13 +21,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from simpo.agents.base import Batch
+from simpo.agents.base import EVAL_MODES, Batch
 from simpo.agents.critic import CriticState, DoubleCritic, critic_step, init_critic_state, polyak, td_target
 from simpo.networks import ACTIVATIONS, MLP
 
-__all__ = ["EVAL_MODES", "SACConfig", "SACState", "TanhGaussianActor", "tanh_gaussian_sample", "SAC"]
+__all__ = ["SACConfig", "SACState", "TanhGaussianActor", "tanh_gaussian_sample", "SAC"]
 
-EVAL_MODES = (None, "single", "best_of_n")
 
 
 def _check_dims(name: str, value: Any) -> tuple[int, ...]:
@@ -189,8 +188,8 @@ class SAC:
 
         ``"best_of_n"``: of ``config.best_of_n`` samples, the one with the highest min-Q. ``obs`` may be unbatched.
         """
-        if eval_mode not in EVAL_MODES:
-            raise ValueError(f"eval_mode must be one of {EVAL_MODES}, got {eval_mode!r}")
+        if eval_mode not in (None, *EVAL_MODES):
+            raise ValueError(f"eval_mode must be one of {EVAL_MODES} or None, got {eval_mode!r}")
         return _act_jit(self, state, key, obs, eval_mode)
 
     def _act(self, state: SACState, key: jax.Array, obs: jax.Array, eval_mode: str | None) -> jax.Array:

@@ -12,7 +12,6 @@ DPMD (weighting `exp`) and QVPO-like (`linear` + uniform-action term) are preset
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Annotated, Any, NamedTuple
@@ -22,7 +21,7 @@ import jax.numpy as jnp
 import optax
 import tyro
 
-from simpo.agents.base import Batch
+from simpo.agents.base import EVAL_MODES, Batch
 from simpo.agents.critic import CriticState, DoubleCritic, critic_step, init_critic_state, polyak, td_target
 from simpo.policies import PolicyConfig, make_policy
 from simpo.temperature import (
@@ -35,7 +34,6 @@ from simpo.temperature import (
 )
 from simpo.weighting import SCHEMES, validate_scheme, compute_weights
 
-EVAL_MODES = ("single", "best_of_n")
 
 
 @dataclass(frozen=True)
@@ -92,9 +90,6 @@ class SiMPOConfig:
     def weighting_params(self) -> dict[str, float]:
         return {"power": {"p": self.power_p}, "signed_linear": {"floor": self.floor},
                 "wd1": {"negative_mass": self.negative_mass}}.get(self.weighting, {})
-
-    def replace(self, **changes) -> "SiMPOConfig":
-        return dataclasses.replace(self, **changes)
 
 
 class SiMPOState(NamedTuple):
