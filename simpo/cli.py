@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import re
 import sys
 import threading
@@ -161,6 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         threading.excepthook = lambda _: None
     try:
         return HANDLERS[command](rest)
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early: not an error
+        sys.stdout = open(os.devnull, "w")
+        return 0
     except KeyboardInterrupt:
         print(f"simpo {command}: interrupted", file=sys.stderr)
         return 130
