@@ -220,12 +220,15 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         meta, start_step = {}, 0
     act = jax.jit(agent.act, static_argnums=3)
 
-    @jax.jit
-    def train_step(state, buffer: ReplayBuffer, key, guard, env_step):
+    def sampled_update(state, buffer: ReplayBuffer, key):
         k_batch, k_agent = jax.random.split(key)
         batch = buffer_sample(buffer, k_batch, config.batch_size)
-        state, metrics = agent.update(state, batch, k_agent)
-        return state, metrics, None if guard is None else _guard(guard, metrics, batch, env_step)
+        return (*agent.update(state, batch, k_agent), batch)
+
+    @jax.jit
+    def train_step(state, buffer: ReplayBuffer, key, guard, env_step):
+        state, metrics, batch = sampled_update(state, buffer, key)
+        return state, metrics, _guard(guard, metrics, batch, env_step)
 
     logger = RunLogger(run_dir, wandb_project=config.wandb_project if config.track else None)
     if resume:
@@ -233,18 +236,19 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     checkpointer = Checkpointer(run_dir, max_to_keep=config.keep_checkpoints)
     obs, _ = env.reset(seed=_seed(config, start_step, 0) if resume else config.seed)
     metrics: dict[str, Any] = {}
-    metric_names = sorted(jax.eval_shape(train_step, state, buffer, k_update, None, 0)[1])
+    metric_names = sorted(jax.eval_shape(sampled_update, state, buffer, k_update)[1])
     guard = Guard(jnp.asarray(True), jnp.zeros(len(metric_names) + 1, bool), jnp.asarray(-1, jnp.int32))
     start = time.perf_counter() - float(meta.get("wall_time_s", 0.0))  # resumed runs keep their clock
     train_time = float(meta.get("train_time_s", 0.0))
 
+    def stop(problem: str) -> NonFiniteError:
+        return NonFiniteError(f"{problem}; stopped. Last good checkpoint: step {checkpointer.latest_step()} "
+                              f"in {run_dir}")
+
     def check() -> None:
         if not bool(guard.healthy):
             bad = [n for n, b in zip([*metric_names, "sampled reward"], np.asarray(guard.first_bad)) if b]
-            raise NonFiniteError(
-                f"non-finite {', '.join(bad)} in the update at env step {int(guard.first_bad_step)}; stopped. "
-                f"Last good checkpoint: step {checkpointer.latest_step()} in {run_dir}"
-            )
+            raise stop(f"non-finite {', '.join(bad)} in the update at env step {int(guard.first_bad_step)}")
 
     title = f"{config.label} on {config.env}"
     try:
@@ -260,15 +264,14 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
                 env_step = step + 1
                 if not np.all(np.isfinite(action)):
                     check()  # names the update quantity that went non-finite first
-                    raise NonFiniteError(f"the policy produced a non-finite action at env step {env_step}; stopped. "
-                                         f"Last good checkpoint: step {checkpointer.latest_step()} in {run_dir}")
+                    raise stop(f"the policy produced a non-finite action at env step {env_step}")
                 transition, obs, _ = step_transition(env, obs, action)
                 if not (np.isfinite(transition.reward) and np.all(np.isfinite(transition.next_obs))):
                     what = "reward" if not np.isfinite(transition.reward) else "observation"
-                    raise NonFiniteError(f"the env returned a non-finite {what} at env step {env_step}; stopped. "
-                                         f"Last good checkpoint: step {checkpointer.latest_step()} in {run_dir}")
+                    raise stop(f"the env returned a non-finite {what} at env step {env_step}")
                 buffer = buffer_add(buffer, *transition)
-                if step >= config.warmup_steps and buffer.size >= config.batch_size:
+                # the buffer holds min(env_step, capacity) rows: known on the host, no device sync
+                if step >= config.warmup_steps and min(env_step, buffer.capacity) >= config.batch_size:
                     state, metrics, guard = train_step(state, buffer, jax.random.fold_in(k_update, step), guard, env_step)
                 train_time += time.perf_counter() - tick
                 if metrics and env_step % config.log_interval == 0:
