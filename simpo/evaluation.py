@@ -60,8 +60,8 @@ def _build(cls, data: dict):
             value = _build(inner, value)
         elif isinstance(value, list):
             value = tuple(value)
-        elif inner is Path or f.name == "run_dir":
-            value = None if value is None else Path(value)
+        elif value is not None and Path in (inner, *typing.get_args(inner)):  # Path or Path | None
+            value = Path(value)
         kwargs[f.name] = value
     return cls(**kwargs)
 
