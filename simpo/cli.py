@@ -27,6 +27,7 @@ COMMANDS = {
     "eval": "evaluate the newest checkpoint of a run, in both modes",
     "plot": "draw learning curves (mean and CI over seeds) of one or more runs",
     "bandit": "run the bandit study: one landscape x weighting schemes x seeds",
+    "advise": "measure the candidate-Q landscape of an env or bandit and recommend a weighting scheme",
 }
 
 
@@ -131,6 +132,34 @@ def cmd_bandit(args: list[str]) -> int:
     return 0
 
 
+def cmd_advise(args: list[str]) -> int:
+    from simpo.advisor import advise, advise_bandit, format_advice
+
+    parser = argparse.ArgumentParser(prog="simpo advise", description=COMMANDS["advise"])
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--env", help="a training env id (as in simpo train), e.g. dmc:cheetah-run")
+    where.add_argument("--landscape", help="a bandit landscape (simpo.bandit.landscapes), e.g. sharp")
+    parser.add_argument("--warmup-steps", type=int, default=1000, help="random env steps first")
+    parser.add_argument("--train-steps", type=int, default=1000, help="then env steps with one update each")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reward-transform", default="none", help="see simpo.transforms")
+    parser.add_argument("--candidates", type=int, default=64, help="N candidates per state to measure")
+    parser.add_argument("--preset", default="fast", help="the simpo preset of the warm-up run (fast or paper)")
+    parser.add_argument("--jitter", type=float, default=0.2, help="bandit candidate jitter (--landscape only)")
+    parser.add_argument("--run-dir", type=Path, default=None, help="keep the warm-up run here (default: temporary)")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON only")
+    ns = parser.parse_args(args)
+    if ns.landscape is not None:
+        advice = advise_bandit(ns.landscape, ns.seed, ns.candidates, jitter=ns.jitter)
+        title = f"bandit {ns.landscape}"
+    else:
+        advice = advise(ns.env, ns.warmup_steps, ns.train_steps, ns.seed, ns.reward_transform, ns.candidates,
+                        run_dir=ns.run_dir, preset=ns.preset, progress=not ns.json)
+        title = ns.env + (f" (reward {ns.reward_transform})" if ns.reward_transform != "none" else "")
+    print(json.dumps(advice.to_dict(), indent=2) if ns.json else format_advice(advice, title))
+    return 0
+
+
 def _one_line(err: BaseException) -> str:
     """The first line of an error message; an OSError from the system reads 'cannot access PATH: REASON'."""
     if isinstance(err, OSError) and err.strerror and err.filename is not None:
@@ -140,7 +169,7 @@ def _one_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-HANDLERS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "bandit": cmd_bandit}
+HANDLERS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "bandit": cmd_bandit, "advise": cmd_advise}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 import tyro
 
+from simpo.advisor import AUTO_EMA_DECAY, AUTO_SCHEMES, choose_scheme, landscape_stats
 from simpo.agents.base import EVAL_MODES, Batch
 from simpo.agents.critic import CriticState, DoubleCritic, critic_step, init_critic_state, polyak, td_target
 from simpo.policies import PolicyConfig, make_policy
@@ -35,14 +36,13 @@ from simpo.temperature import (
 from simpo.weighting import SCHEMES, validate_scheme, compute_weights
 
 
-
 @dataclass(frozen=True)
 class SiMPOConfig:
     """Hyperparameters of the SiMPO agent. Defaults are the authors' (`paper` preset, SPEC §5)."""
 
     policy: PolicyConfig = PolicyConfig(kind="diffusion", steps=20)
     weighting: Annotated[str, tyro.conf.arg(aliases=("--weighting",))] = "exp"
-    """Stage-1 scheme: one of exp, linear, square, power, signed_linear, wd1."""
+    """Stage-1 scheme: one of exp, linear, square, power, signed_linear, wd1; or auto (simpo.advisor's rule, online)."""
     power_p: float = 2.0
     """Exponent p of the `power` scheme."""
     floor: float = -math.inf
@@ -68,9 +68,10 @@ class SiMPOConfig:
     """M of the best-of-M evaluation (argmax of min-Q over M policy samples)."""
 
     def __post_init__(self):
-        if self.weighting not in SCHEMES:
-            raise ValueError(f"unknown weighting {self.weighting!r}; allowed: {', '.join(SCHEMES)}")
-        validate_scheme(self.weighting, self.weighting_params)
+        if self.weighting not in (*SCHEMES, "auto"):
+            raise ValueError(f"unknown weighting {self.weighting!r}; allowed: {', '.join(SCHEMES)}, auto")
+        if self.weighting != "auto":
+            validate_scheme(self.weighting, self.weighting_params)
         positive_ints = ("num_candidates", "old_policy_interval", "eval_candidates")
         for name in positive_ints:
             value = getattr(self, name)
@@ -99,6 +100,8 @@ class SiMPOState(NamedTuple):
     critic: CriticState
     temperature: TemperatureState
     step: jax.Array
+    auto_skew: jax.Array = jnp.zeros((), jnp.float32)
+    """EMA of the candidate-Q skew (simpo.advisor.landscape_stats) driving `--weighting auto`."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,7 @@ class SiMPO:
             critic=init_critic_state(self.critic, self.critic_tx, k_critic, self.obs_dim, self.action_dim),
             temperature=init_temperature(self.config.temperature),
             step=jnp.zeros((), jnp.int32),
+            auto_skew=jnp.zeros((), jnp.float32),
         )
 
     def act(self, state: SiMPOState, key: jax.Array, obs: jax.Array, eval_mode: str | None = None) -> jax.Array:
@@ -161,6 +165,19 @@ class SiMPO:
         q = self.critic.apply(state.critic.params, cond, actions).mean(axis=0)
         return actions, q
 
+    def weights(self, state: SiMPOState, q: jax.Array) -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
+        """Stage-1 weights. `auto`: an EMA of the candidate-Q skew picks square (flat) or linear (steep) with the
+        advisor's rule (simpo.advisor.choose_scheme), via lax.switch; the choice is logged."""
+        c, lam = self.config, temperature_value(state.temperature)
+        if c.weighting != "auto":
+            return compute_weights(q, c.weighting, lam, **c.weighting_params), state.auto_skew, {}
+        stats = landscape_stats(jax.lax.stop_gradient(q))
+        skew = AUTO_EMA_DECAY * state.auto_skew + (1.0 - AUTO_EMA_DECAY) * stats["skew"]
+        choice = choose_scheme(skew)
+        branches = [lambda q, s=s: compute_weights(q, s, lam) for s in AUTO_SCHEMES]
+        metrics = {"weighting/auto_choice": choice, "weighting/auto_skew": skew, "weighting/batch_skew": stats["skew"]}
+        return jax.lax.switch(choice, branches, q), skew, metrics
+
     def actor_loss(self, params, key, obs, actions, weights):
         """Stage 2: reweighted matching on the candidates, plus QVPO's optional uniform-action term."""
         k_match, k_uniform, k_unif_loss = jax.random.split(key, 3)
@@ -185,7 +202,7 @@ class SiMPO:
 
         # 2. Stage 1: candidates from π_old, scored by the (pre-update) critics, weighted
         actions, q = self.candidates(state, k_cand, batch.obs)
-        weights = compute_weights(q, c.weighting, temperature_value(state.temperature), **c.weighting_params)
+        weights, auto_skew, auto_metrics = self.weights(state, q)
 
         # 3. Stage 2: reweighted matching
         (actor_loss, match_metrics), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
@@ -210,6 +227,8 @@ class SiMPO:
             "improvement": jnp.mean(jnp.sum(weights * q, axis=-1) - q.mean(axis=-1)),
             **weight_diagnostics(weights),
             **temp_metrics,
+            **auto_metrics,
         }
-        new_state = SiMPOState(actor_params, old_actor_params, actor_opt_state, critic_state, temperature, step)
+        new_state = SiMPOState(actor_params, old_actor_params, actor_opt_state, critic_state, temperature, step,
+                               auto_skew)
         return new_state, metrics

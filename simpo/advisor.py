@@ -1,0 +1,191 @@
+"""The weighting advisor: measure the candidate-Q landscape and pick a Stage-1 scheme (issue 6, part 3).
+
+The paper's guideline (SPEC §7, Fig. 5 caption): *square* weighting wins on **flat** reward landscapes, *linear*
+on **steep** ones, both beat *exp*; negative weights help. The advisor turns "flat" and "steep" into numbers
+measured where the weights act: the N candidate Q-values of each state (SPEC §2).
+
+Statistics (`landscape_stats`), per state over its N candidates, with q standardised by the state's own mean and
+std (so a positive affine change of the reward or of Q changes nothing), then averaged over states:
+
+- ``skew``       E[z³]: < 0 when the top is a plateau (many candidates bunched near the max, a long lower tail:
+                 flat); > 0 when a few candidates stand far above the bulk (steep).
+- ``top_gap``    (q_max − q_2nd) / std: how far the best candidate stands above the runner-up.
+- ``top_z``      (q_max − mean) / std.
+- ``near_max``   the fraction of candidates within ``NEAR_MAX_EPS`` std of the max.
+- ``kurtosis``   E[z⁴] − 3: peakedness / tail weight.
+States whose candidates all have the same Q (std ≈ 0) count as perfectly flat (skew 0, gap 0, near_max 1).
+
+**The rule** (`choose_scheme`, ONE jnp function used by `recommend` on the host and by ``--weighting auto``
+inside the jitted update): steep (skew > ``STEEP_SKEW`` = 0) → ``linear``, otherwise ``square``. The threshold 0 is
+fixed a priori: it is the skew of any symmetric landscape (e.g. Gaussian Q), where neither shape dominates; it was
+not tuned on the validation landscapes (docs/advisor.md). Temperature: the authors' KL target (2.0 at N = 64,
+simpo.presets.KL_TARGETS) scaled by log N / log 64, so the weights are as concentrated relative to one-hot
+(KL = log N) as the authors' are. Negative weights are a separate suggestion (a floor of −0.02 on signed linear
+weights, the best signed scheme of docs/bandits.md) when candidates are jittered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+AUTO_SCHEMES = ("square", "linear")  # index 0: flat, index 1: steep (the order `choose_scheme` returns)
+STEEP_SKEW = 0.0
+NEAR_MAX_EPS = 0.25
+AUTO_EMA_DECAY = 0.99  # per update, for --weighting auto
+SIGNED_FLOOR = -0.02  # docs/bandits.md: signed_linear floor −0.02 had the lowest regret on every jittered landscape
+_REFERENCE_N, _REFERENCE_KL = 64, 2.0  # the authors' N and KL target (SPEC §5)
+
+
+def landscape_stats(q: jax.Array) -> dict[str, jax.Array]:
+    """Scale- and shift-free shape statistics of candidate Q-values ``q`` of shape (B, N), averaged over the B
+    states (jnp only: works under jit). Needs N >= 2."""
+    q = jnp.asarray(q, jnp.float32)
+    if q.ndim != 2 or q.shape[-1] < 2:
+        raise ValueError(f"q must have shape (B, N) with N >= 2 candidates, got {q.shape}")
+    mean = q.mean(axis=-1, keepdims=True)
+    std = q.std(axis=-1, keepdims=True)
+    scale = jnp.maximum(jnp.max(jnp.abs(q), axis=-1, keepdims=True), 1.0)
+    degenerate = std <= 1e-6 * scale  # all candidates equal (up to float32 round-off): flat
+    z = jnp.where(degenerate, 0.0, (q - mean) / jnp.where(degenerate, 1.0, std))
+    top2 = jax.lax.top_k(z, 2)[0]
+    per_state = {
+        "skew": jnp.mean(z**3, axis=-1),
+        "kurtosis": jnp.where(degenerate[:, 0], 0.0, jnp.mean(z**4, axis=-1) - 3.0),
+        "top_gap": top2[:, 0] - top2[:, 1],
+        "top_z": top2[:, 0],
+        "near_max": jnp.mean(z >= top2[:, :1] - NEAR_MAX_EPS, axis=-1),
+    }
+    return {k: jnp.mean(v) for k, v in per_state.items()}
+
+
+def choose_scheme(skew: jax.Array) -> jax.Array:
+    """THE rule: an index into AUTO_SCHEMES; 1 (linear) if the landscape is steep (skew > STEEP_SKEW), else 0
+    (square). Pure jnp, so the host advisor and the jitted auto-weighting apply the same function."""
+    return jnp.where(jnp.asarray(skew) > STEEP_SKEW, 1, 0).astype(jnp.int32)
+
+
+def kl_target_for(num_candidates: int, reference: float = _REFERENCE_KL) -> float:
+    """The KL(w̃ ‖ uniform) target at N candidates: the authors' target scaled by log N / log 64."""
+    return reference * math.log(num_candidates) / math.log(_REFERENCE_N)
+
+
+@dataclass(frozen=True)
+class Advice:
+    """A recommendation: ``scheme`` + ``params`` for compute_weights, a KL target, and the reasoning."""
+
+    scheme: str
+    params: dict = field(default_factory=dict)
+    kl_target: float = 2.0
+    signed_alternative: str | None = None
+    """A signed scheme spec (simpo.bandit.parse_scheme syntax) suggested on top, or None."""
+    reasons: tuple[str, ...] = ()
+    stats: dict = field(default_factory=dict)
+
+    def flags(self) -> str:
+        """The `simpo train` flags that apply this advice."""
+        return f"--weighting {self.scheme} --agent.temperature.kl-target {self.kl_target:.3g}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"flags": self.flags()}
+
+
+def recommend(stats: dict, num_candidates: int = 64, jitter: float = 0.2, reference_kl: float = _REFERENCE_KL) -> Advice:
+    """Apply the rule to `landscape_stats` output; every reason quotes the measured number and its threshold.
+    ``num_candidates`` is the N the weights will act on (for the KL target), ``jitter`` the candidates' σ."""
+    stats = {k: float(v) for k, v in stats.items()}
+    pick = AUTO_SCHEMES[int(choose_scheme(stats["skew"]))]
+    shape = "steep" if pick == "linear" else "flat"
+    reasons = [
+        f"skew of candidate Q = {stats['skew']:+.3f} {'>' if shape == 'steep' else '<='} {STEEP_SKEW:g}: the landscape "
+        f"is {shape} at the top (top gap {stats['top_gap']:.2f} std, {100 * stats['near_max']:.0f}% of candidates "
+        f"within {NEAR_MAX_EPS} std of the max, kurtosis {stats['kurtosis']:+.2f})",
+        f"paper guideline (SPEC §7, Fig. 5): {pick} weighting wins on {shape} landscapes; both square and linear beat exp",
+    ]
+    kl = kl_target_for(num_candidates, reference_kl)
+    reasons.append(f"KL target {kl:.3g} = {reference_kl:g} x log({num_candidates}) / log({_REFERENCE_N}): as concentrated, "
+                   f"relative to one-hot (KL = log N = {math.log(num_candidates):.2f}), as the authors' {reference_kl:g} at N = 64")
+    signed = None
+    if jitter > 0:
+        signed = f"signed_linear:floor={SIGNED_FLOOR:g}"
+        reasons.append(f"candidates are jittered (sigma = {jitter:g}): negative weights (try {signed}) had the lowest "
+                       "regret on every jittered bandit landscape (docs/bandits.md); the paper also finds they help")
+    return Advice(pick, {}, kl, signed, tuple(reasons), stats)
+
+
+def _host_stats(q) -> dict[str, float]:
+    return {k: float(v) for k, v in landscape_stats(jnp.asarray(q)).items()}
+
+
+def advise_bandit(landscape: str, seed: int = 0, num_candidates: int = 64, groups: int = 16,
+                  jitter: float = 0.2) -> Advice:
+    """Advice for a bandit landscape (simpo.bandit.landscapes): Q is the known reward, evaluated on ``groups`` x
+    ``num_candidates`` candidates from the initial policy (its clipped Gaussian) plus the bandit's jitter."""
+    from simpo.bandit import get_landscape
+
+    land = get_landscape(landscape)
+    if num_candidates < 2 or groups < 1 or jitter < 0:
+        raise ValueError("num_candidates must be >= 2, groups >= 1 and jitter >= 0")
+    rng = np.random.default_rng(seed)
+    shape = (groups, num_candidates, land.action_dim)
+    actions = np.clip(rng.normal(land.init_mean, land.init_std, shape), -1, 1)
+    actions = np.clip(actions + jitter * rng.normal(size=shape), -1, 1).astype(np.float32)
+    q = land.reward_fn(jnp.asarray(actions.reshape(-1, land.action_dim))).reshape(groups, num_candidates)
+    return recommend(_host_stats(q), num_candidates, jitter, reference_kl=1.0)
+
+
+def advise(env: str, warmup_steps: int = 1000, train_steps: int = 1000, seed: int = 0, reward_transform: str = "none",
+           num_candidates: int = 64, batch: int = 256, run_dir: Path | None = None, preset: str = "fast",
+           progress: bool = False) -> Advice:
+    """Advice for a training env: a short `simpo.train.train` run (``warmup_steps`` random steps, then
+    ``train_steps`` steps with one update each), then ``num_candidates`` candidates from π_old (with the agent's
+    jitter) for ``batch`` buffer states, scored by the critic; then `landscape_stats` + `recommend`.
+
+    The run goes to ``run_dir`` (kept) or a temporary directory (deleted)."""
+    from simpo.buffer import buffer_sample
+    from simpo.envs import env_spec, make_env
+    from simpo.train import default_config, make_agent, train
+
+    if warmup_steps < 1 or train_steps < 0 or num_candidates < 2 or batch < 1:
+        raise ValueError("warmup_steps must be >= 1, train_steps >= 0, num_candidates >= 2 and batch >= 1")
+    config = default_config("simpo", preset, env)
+    total = warmup_steps + train_steps
+    config = dataclasses.replace(
+        config, seed=seed, total_steps=total, warmup_steps=warmup_steps, reward_transform=reward_transform,
+        batch_size=min(config.batch_size, warmup_steps), buffer_size=max(total, 1), eval_interval=total,
+        eval_episodes=1, checkpoint_interval=total, log_interval=max(total, 1), progress=progress,
+        run_dir=run_dir, overwrite=False)
+    probe = make_env(env, seed, reward_transform, max_episode_steps=config.max_episode_steps)  # one-line bad env error
+    obs_dim, action_dim = env_spec(probe)
+    with tempfile.TemporaryDirectory(prefix="simpo-advise-") as tmp:
+        if run_dir is None:
+            config = dataclasses.replace(config, run_dir=Path(tmp) / "run")
+        result = train(config)
+    agent = make_agent(config, obs_dim, action_dim)
+    agent = dataclasses.replace(agent, config=dataclasses.replace(agent.config, num_candidates=num_candidates))
+    key = jax.random.PRNGKey(seed + 1)
+    states = buffer_sample(result.buffer, key, batch).obs
+    _, q = jax.jit(agent.candidates)(result.state, jax.random.fold_in(key, 1), states)
+    # the KL target is for the N the weights will act on in training (the preset's), not the measuring N
+    c = config.agent
+    return recommend(_host_stats(q), c.num_candidates, c.candidate_noise, reference_kl=c.temperature.kl_target)
+
+
+def format_advice(advice: Advice, title: str) -> str:
+    """Human-readable: the statistics, the recommendation, the flags and the reasoning."""
+    lines = [f"landscape of {title}:"]
+    lines += [f"  {k:<10} {v:+.4f}" for k, v in advice.stats.items()]
+    lines.append(f"recommendation: {advice.scheme}  (KL target {advice.kl_target:.3g})")
+    lines.append(f"  simpo train {advice.flags()}")
+    if advice.signed_alternative:
+        lines.append(f"  also worth trying: {advice.signed_alternative}")
+    lines.append("because:")
+    lines += [f"  - {r}" for r in advice.reasons]
+    return "\n".join(lines)

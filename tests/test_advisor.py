@@ -1,0 +1,120 @@
+"""The weighting advisor (simpo.advisor): scale-free landscape statistics, the documented flat/steep rule,
+`simpo advise` end to end, `--weighting auto` logging its choice and checkpointing its EMA, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from simpo.advisor import (AUTO_SCHEMES, STEEP_SKEW, advise_bandit, choose_scheme, kl_target_for, landscape_stats,
+                           recommend)
+
+
+def _simpo(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "simpo.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def _flat(rng, b=32, n=64):
+    """A plateau: many candidates clipped at the same top value, a long lower tail."""
+    return np.minimum(rng.normal(size=(b, n)), 0.3)
+
+
+def _steep(rng, b=32, n=64):
+    """One candidate per state far above the rest."""
+    q = rng.normal(size=(b, n))
+    q[:, 0] += 8.0
+    return q
+
+
+@pytest.mark.parametrize("scale, shift", [(1e-3, 0.0), (7.0, -50.0), (1e4, 1e3)])
+def test_stats_are_scale_and_shift_invariant(scale, shift):
+    q = np.random.default_rng(0).gamma(2.0, size=(16, 32))
+    base, moved = landscape_stats(q), landscape_stats(scale * q + shift)
+    for k in base:
+        np.testing.assert_allclose(float(moved[k]), float(base[k]), rtol=1e-3, atol=1e-3, err_msg=k)
+
+
+def test_flat_gives_square_and_steep_gives_linear():
+    rng = np.random.default_rng(1)
+    flat, steep = landscape_stats(_flat(rng)), landscape_stats(_steep(rng))
+    assert float(flat["skew"]) < STEEP_SKEW < float(steep["skew"])
+    assert float(flat["near_max"]) > 0.3 > float(steep["near_max"])
+    assert float(steep["top_gap"]) > 3 > float(flat["top_gap"])
+    assert recommend(flat).scheme == "square" and recommend(steep).scheme == "linear"
+
+
+def test_rule_is_pinned_and_same_under_jit():
+    assert AUTO_SCHEMES == ("square", "linear") and STEEP_SKEW == 0.0
+    assert int(choose_scheme(0.0)) == 0 and int(choose_scheme(1e-3)) == 1 and int(choose_scheme(-5.0)) == 0
+    jitted = jax.jit(lambda q: choose_scheme(landscape_stats(q)["skew"]))
+    rng = np.random.default_rng(2)
+    for q in (_flat(rng), _steep(rng)):
+        assert AUTO_SCHEMES[int(jitted(q))] == recommend(landscape_stats(q)).scheme
+
+
+def test_constant_q_is_flat_and_finite():
+    stats = {k: float(v) for k, v in landscape_stats(np.full((4, 8), 3.0)).items()}
+    assert stats == {"skew": 0.0, "kurtosis": 0.0, "top_gap": 0.0, "top_z": 0.0, "near_max": 1.0}
+    assert recommend(stats).scheme == "square"
+
+
+def test_recommendation_reasons_and_kl_target():
+    assert kl_target_for(64) == pytest.approx(2.0) and kl_target_for(8) == pytest.approx(1.0)
+    advice = recommend(landscape_stats(_steep(np.random.default_rng(3))), num_candidates=8, jitter=0.0)
+    assert advice.kl_target == pytest.approx(1.0) and advice.signed_alternative is None
+    assert any("skew" in r and "> 0" in r for r in advice.reasons)
+    assert "--weighting linear" in advice.flags()
+    assert recommend(landscape_stats(_flat(np.random.default_rng(3))), jitter=0.2).signed_alternative
+
+
+def test_bandit_advice_and_bad_input():
+    advice = advise_bandit("broad", groups=4)
+    assert advice.scheme in AUTO_SCHEMES and np.isfinite(list(advice.stats.values())).all()
+    with pytest.raises(ValueError, match="unknown landscape"):
+        advise_bandit("nope")
+    with pytest.raises(ValueError, match=r"shape \(B, N\)"):
+        landscape_stats(np.zeros((3, 1)))
+
+
+def test_cli_advise_end_to_end_and_bad_env(tmp_path):
+    out = _simpo("advise", "--env", "Pendulum-v1", "--warmup-steps", "40", "--train-steps", "10",
+                 "--candidates", "4", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "recommendation:" in out.stdout and "because:" in out.stdout and "skew" in out.stdout
+    out = _simpo("advise", "--landscape", "sharp", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["scheme"] in AUTO_SCHEMES
+    for bad in (["--env", "NoSuchEnv-v0"], ["--env", "Pendulum-v1", "--reward-transform", "wobbly"],
+                ["--landscape", "nope"]):
+        out = _simpo("advise", *bad, cwd=tmp_path)
+        assert out.returncode == 2, (bad, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("simpo advise: error:"), out.stderr
+    assert not list(tmp_path.iterdir())  # nothing written: the warm-up run went to a temporary directory
+
+
+def test_train_weighting_auto_logs_choice_and_checkpoints_ema(tmp_path):
+    from simpo.cli import main
+    from simpo.evaluation import load_run
+
+    run_dir = tmp_path / "auto"
+    code = main(["train", "--env", "Pendulum-v1", "--weighting", "auto", "--total-steps", "120",
+                 "--warmup-steps", "40", "--batch-size", "16", "--eval-interval", "120", "--eval-episodes", "1",
+                 "--max-episode-steps", "30", "--log-interval", "40", "--agent.num-candidates", "4",
+                 "--agent.policy.steps", "2", "--agent.policy.hidden-dims", "32", "--agent.critic-hidden-dims", "32",
+                 "--run-dir", str(run_dir), "--no-progress"])
+    assert code == 0
+    rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
+    assert rows and all(float(r["weighting/auto_choice"]) in (0.0, 1.0) for r in rows)
+    last = rows[-1]
+    assert float(last["weighting/auto_choice"]) == float(choose_scheme(float(last["weighting/auto_skew"])))
+    config, _, state, step = load_run(run_dir)
+    assert config.label == "simpo-auto" and step == 120
+    assert float(state.auto_skew) == pytest.approx(float(last["weighting/auto_skew"]), rel=1e-5)
+    assert float(state.auto_skew) != 0.0  # the EMA moved and was saved with the agent state
