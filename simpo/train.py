@@ -31,6 +31,7 @@ from simpo.checkpoint import Checkpointer
 from simpo.envs import env_spec, make_env, step_transition
 from simpo.evaluation import eval_envs, evaluate, restore_run
 from simpo.logger import RunLogger, write_config
+from simpo.playground import OnDeviceConfig
 from simpo.presets import agent_config
 from simpo.progress import TrainingProgress
 from simpo.transforms import REWARD_TRANSFORMS
@@ -74,6 +75,8 @@ class TrainConfig:
     agent: SiMPOConfig = field(default_factory=SiMPOConfig)
     """SiMPO / DPMD / QVPO hyperparameters (--agent.weighting has the alias --weighting)."""
     sac: SACConfig = field(default_factory=SACConfig)
+    ondevice: OnDeviceConfig = field(default_factory=OnDeviceConfig)
+    """The on-device loop for playground:NAME envs (simpo.ondevice)."""
 
     def __post_init__(self):
         for name in ("total_steps", "warmup_steps"):

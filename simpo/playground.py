@@ -1,0 +1,160 @@
+"""MuJoCo Playground (MJX) envs for the on-device loop: E envs reset and stepped in batch, inside `jax.jit`.
+
+    env = load_env("playground:CheetahRun")                    # the DM Control suite envs of MuJoCo Playground
+    envs = reset_envs(env, key, n=4)                           # EnvBatch: E Playground states + step counters
+    envs, step = step_envs(env, envs, actions, key, 1000)      # StepResult: one transition per env, auto-reset
+
+Only the DM Control suite envs are offered: they ship with Playground (no download at import or use); the
+locomotion and manipulation envs would clone mujoco_menagerie from GitHub on first use.
+
+**Episode ends (SPEC §9), as in simpo.envs.** Playground's `done` (set by the DM Control suite envs only when the
+physics diverges) is stored as `terminated`; the time limit (`episode_length` steps, Playground's 1000 unless
+`max_episode_steps` is set) is a truncation, and `next_obs` is always the true final observation. An env that ended
+is reset in place; the reset (hundreds of physics steps for the stabilising warm-start of e.g. Cheetah) runs under a
+`lax.cond`, so it costs nothing on the steps where no env ended.
+
+`OnDeviceConfig` (the `--ondevice.*` flags of `simpo train`) lives here, not in simpo.ondevice, so that
+simpo.train can import it without importing the training loop.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any, Callable, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from simpo.envs import quiet_mujoco_warnings
+from simpo.transforms import get_reward_transform
+
+PREFIX = "playground:"
+INSTALL_HINT = 'pip install -c constraints.txt -e ".[playground]"'
+
+
+@dataclass(frozen=True)
+class OnDeviceConfig:
+    """The fully on-device loop (simpo.ondevice), used for `--env playground:NAME`."""
+
+    num_envs: int = 1
+    """E envs stepped in batch: one scan iteration is E env steps. 1 suits a CPU; use hundreds on a GPU. Must
+    divide total_steps, eval_interval and checkpoint_interval."""
+    updates_per_iteration: int = 0
+    """Agent updates per scan iteration; 0 means num_envs (one update per env step, as the host loop)."""
+    impl: Literal["auto", "jax", "warp"] = "auto"
+    """MJX backend: auto is Playground's default for the env (warp for the DM Control suite)."""
+
+    def __post_init__(self):
+        if self.num_envs < 1:
+            raise ValueError(f"ondevice.num_envs must be >= 1, got {self.num_envs}")
+        if self.updates_per_iteration < 0:
+            raise ValueError(f"ondevice.updates_per_iteration must be >= 0 (0 = num_envs), "
+                             f"got {self.updates_per_iteration}")
+
+
+def _suite():
+    """`mujoco_playground.dm_control_suite`, imported quietly; a one-line ValueError if Playground is missing."""
+    try:
+        import warp
+
+        warp.config.quiet = True  # no "Warp initialized" banner on stdout
+    except ImportError:
+        pass
+    try:
+        from mujoco_playground import dm_control_suite
+    except ImportError:
+        raise ValueError(f"playground: envs need MuJoCo Playground: {INSTALL_HINT}") from None
+    quiet_mujoco_warnings()
+    return dm_control_suite
+
+
+def playground_env_ids() -> list[str]:
+    """The supported ids, `playground:NAME` for each DM Control suite env of Playground."""
+    return [PREFIX + name for name in _suite().ALL_ENVS]
+
+
+def load_env(env_id: str, impl: str = "auto"):
+    """The Playground env `playground:NAME`; a one-line ValueError with close matches for an unknown name."""
+    suite = _suite()
+    name = env_id.removeprefix(PREFIX)
+    if not env_id.startswith(PREFIX) or name not in suite.ALL_ENVS:
+        by_lower = {n.lower(): PREFIX + n for n in suite.ALL_ENVS}
+        close = difflib.get_close_matches(name.lower(), by_lower, n=5, cutoff=0.6)
+        hint = f"did you mean: {', '.join(by_lower[c] for c in close)}?" if close else \
+            f"allowed: {', '.join(by_lower.values())}"
+        raise ValueError(f"unknown Playground env {env_id!r}; {hint}")
+    return suite.load(name, config_overrides={} if impl == "auto" else {"impl": impl})
+
+
+def default_episode_length(env_id: str) -> int:
+    return int(_suite().get_default_config(env_id.removeprefix(PREFIX)).episode_length)
+
+
+def jax_reward_transform(name: str, grid: int = 4097) -> Callable[[jax.Array], jax.Array]:
+    """`simpo.transforms` (numpy) as a jittable function: exact for `none`, else linear interpolation on `grid`
+    points of [0, 1] (every other transform first clips the reward to [0, 1]; error < 1e-6 for these curves)."""
+    transform = get_reward_transform(name)
+    if name == "none":
+        return lambda r: r
+    xs = np.linspace(0.0, 1.0, grid)
+    ys = jnp.asarray(transform(xs), jnp.float32)
+    xs = jnp.asarray(xs, jnp.float32)
+    return lambda r: jnp.interp(jnp.clip(r, 0.0, 1.0), xs, ys)
+
+
+
+class EnvBatch(NamedTuple):
+    """E Playground env states (a batched `mjx_env.State`) and the steps each has taken since its reset."""
+
+    state: Any
+    t: jax.Array  # (E,) int32
+
+
+class StepResult(NamedTuple):
+    """One transition per env (SPEC §9: `terminated`, and the true final observation as `next_obs`)."""
+
+    obs: jax.Array  # (E, obs_dim)
+    reward: jax.Array  # (E,) the env's own reward
+    next_obs: jax.Array  # (E, obs_dim)
+    terminated: jax.Array  # (E,) float32
+    ended: jax.Array  # (E,) bool: terminated or truncated (the env was reset)
+
+
+def reset_envs(env, key: jax.Array, n: int) -> EnvBatch:
+    return EnvBatch(jax.vmap(env.reset)(jax.random.split(key, n)), jnp.zeros(n, jnp.int32))
+
+
+def step_envs(env, envs: EnvBatch, action: jax.Array, key: jax.Array, episode_length: int
+              ) -> tuple[EnvBatch, StepResult]:
+    """Step every env once; reset (with `key`) the ones whose episode ended."""
+    nxt = jax.vmap(env.step)(envs.state, action)
+    t = envs.t + 1
+    terminated = nxt.done > 0
+    ended = terminated | (t >= episode_length)
+
+    def restart(state):
+        fresh = jax.vmap(env.reset)(jax.random.split(key, ended.shape[0]))
+        pick = lambda a, b: jnp.where(ended.reshape(-1, *([1] * (a.ndim - 1))), a, b)  # noqa: E731
+        return jax.tree.map(pick, fresh, state)
+
+    state = jax.lax.cond(ended.any(), restart, lambda s: s, nxt)
+    result = StepResult(envs.state.obs, nxt.reward, nxt.obs, terminated.astype(jnp.float32), ended)
+    return EnvBatch(state, jnp.where(ended, 0, t)), result
+
+
+def episode_returns(env, policy: Callable[[jax.Array, jax.Array], jax.Array], reset_key: jax.Array,
+                    act_key: jax.Array, n: int, episode_length: int) -> jax.Array:
+    """Undiscounted returns (the env's own reward) of one episode in each of `n` envs, all on device: a scan
+    of `episode_length` steps; an env's reward stops counting once it is done. `policy(obs, key) -> actions`."""
+    state = jax.vmap(env.reset)(jax.random.split(reset_key, n))
+
+    def body(carry, t):
+        state, returns, alive = carry
+        state = jax.vmap(env.step)(state, policy(state.obs, jax.random.fold_in(act_key, t)))
+        returns = returns + jnp.where(alive, state.reward, 0.0)
+        return (state, returns, alive & (state.done == 0)), None
+
+    init = (state, jnp.zeros(n, jnp.float32), jnp.ones(n, bool))
+    return jax.lax.scan(body, init, jnp.arange(episode_length))[0][1]
