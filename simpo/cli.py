@@ -28,6 +28,7 @@ COMMANDS = {
     "plot": "draw learning curves (mean and CI over seeds) of one or more runs",
     "bandit": "run the bandit study: one landscape x weighting schemes x seeds",
     "advise": "measure the candidate-Q landscape of an env or bandit and recommend a weighting scheme",
+    "sweep": "run a study grid or a hyperparameter search as Ray Tune trials (needs simpo[ray])",
 }
 
 
@@ -160,6 +161,14 @@ def cmd_advise(args: list[str]) -> int:
     return 0
 
 
+def cmd_sweep(args: list[str]) -> int:
+    from simpo.sweep import parse_args, run_sweep
+
+    out = run_sweep(parse_args(args))
+    print(f"sweep directory: {out}")
+    return 0
+
+
 def _one_line(err: BaseException) -> str:
     """The first line of an error message; an OSError from the system reads 'cannot access PATH: REASON'."""
     if isinstance(err, OSError) and err.strerror and err.filename is not None:
@@ -169,7 +178,7 @@ def _one_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-HANDLERS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "bandit": cmd_bandit, "advise": cmd_advise}
+HANDLERS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "bandit": cmd_bandit, "advise": cmd_advise, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,261 @@
+"""The sweep driver: validate everything, start (or join) Ray, run the trials with Tune, summarise.
+
+Nothing is written, and Ray is not started, before the whole sweep has been checked: every field name, every
+grid value and distribution bound (as a `simpo train` flag), every grid trial's config, and the output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import itertools
+import json
+import logging
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from simpo.sweep.space import TrialBuilder, check_name, check_spec, config_fields, parse_param, read_space, tune_domain
+
+KILL_ONCE_ENV = "SIMPO_SWEEP_KILL_ONCE"  # fault injection for tests: a marker-file path (simpo.sweep.trial)
+RAY_MISSING = "simpo sweep needs Ray: pip install -c constraints.txt -e '.[ray]'"
+MAX_CHECKED = 512  # grids up to this many trials have every trial's config checked up front
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    out: Path
+    base_args: tuple[str, ...] = ()
+    """`simpo train` flags shared by every trial."""
+    params: tuple[str, ...] = ()
+    """--param NAME=V1,V2 grids."""
+    space: Path | None = None
+    study: str | None = None
+    budget: int | None = None
+    seeds: tuple[int, ...] | None = None
+    num_samples: int = 1
+    asha: bool = False
+    asha_grace: int | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    address: str | None = None
+    num_cpus: int | None = None
+    max_failures: int = 3
+
+
+def parse_args(args: list[str]) -> SweepConfig:
+    """`simpo sweep` flags; the ones this parser does not know are `simpo train` flags for every trial."""
+    parser = argparse.ArgumentParser(
+        prog="simpo sweep", allow_abbrev=False,
+        description="Run a study grid or a hyperparameter search as Ray Tune trials, one simpo train run each. "
+                    "Any other flag is a `simpo train` flag applied to every trial (e.g. --total-steps 100000).")
+    what = parser.add_argument_group("what to run (a study, a search space, or both)")
+    what.add_argument("--study", help="a named study (simpo study --list): its cells x seeds become trials")
+    what.add_argument("--budget", type=int, help="env steps per run of the study (default: the study's)")
+    what.add_argument("--seeds", type=int, nargs="+", help="the study's seeds (default: the study's)")
+    what.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
+                      help="grid over a TrainConfig field by dotted name, e.g. agent.weighting=exp,square")
+    what.add_argument("--space", type=Path, help="a YAML search space (see simpo.sweep)")
+    what.add_argument("--num-samples", type=int, default=1, help="samples of the space (each repeats the grid)")
+    what.add_argument("--asha", action="store_true", help="ASHA early stopping on eval_return_mean over env_step")
+    what.add_argument("--asha-grace", type=int, help="env steps before ASHA may stop a trial (default: 1/10)")
+    where = parser.add_argument_group("where and how")
+    where.add_argument("--out", type=Path, required=True, help="the sweep folder: runs/, tune/, trials.csv")
+    where.add_argument("--address", help="an existing Ray cluster: auto or ray://HOST:10001 (default: local Ray)")
+    where.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    where.add_argument("--cpus-per-trial", type=float, default=1.0)
+    where.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU")
+    where.add_argument("--max-failures", type=int, default=3, help="restarts of a trial from its checkpoint")
+    ns, train_args = parser.parse_known_args(args)
+    for name in ("num_samples", "budget", "asha_grace", "num_cpus"):
+        if getattr(ns, name) is not None and getattr(ns, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(ns, name)}")
+    if ns.cpus_per_trial <= 0 or ns.gpus_per_trial < 0 or ns.max_failures < 0:
+        raise ValueError("--cpus-per-trial must be > 0, --gpus-per-trial >= 0 and --max-failures >= 0")
+    if not (ns.study or ns.param or ns.space):
+        raise ValueError("nothing to sweep: give --study NAME, --param NAME=V1,V2 or --space FILE.yaml")
+    if ns.study is None and (ns.budget is not None or ns.seeds):
+        raise ValueError("--budget and --seeds belong to --study; to sweep seeds use --param seed=0,1,2")
+    if ns.address is not None and ns.num_cpus is not None:
+        raise ValueError("--num-cpus sizes a local Ray instance; the cluster at --address has its own")
+    return SweepConfig(out=ns.out, base_args=tuple(train_args), params=tuple(ns.param), space=ns.space,
+                       study=ns.study, budget=ns.budget, seeds=tuple(ns.seeds) if ns.seeds else None,
+                       num_samples=ns.num_samples, asha=ns.asha, asha_grace=ns.asha_grace,
+                       cpus_per_trial=ns.cpus_per_trial, gpus_per_trial=ns.gpus_per_trial, address=ns.address,
+                       num_cpus=ns.num_cpus, max_failures=ns.max_failures)
+
+
+def plan(config: SweepConfig) -> tuple[TrialBuilder, dict[str, Any], int]:
+    """(the trial builder, Tune's param_space, the number of trials); raises ValueError for any bad input."""
+    fields = config_fields()
+    space: dict[str, Any] = read_space(config.space) if config.space else {}
+    for text in config.params:
+        name, spec = parse_param(text)
+        if name in space:
+            raise ValueError(f"{name} is given twice (in --param and --space, or twice in --param)")
+        space[name] = spec
+    cells: tuple = ()
+    if config.study:
+        from simpo.study import cells as study_cells
+
+        cells = tuple((f"{c.name}-s{s}", dataclasses.replace(c.config, seed=s))
+                      for c in study_cells(config.study, config.budget, config.seeds) for s in c.seeds)
+    builder = TrialBuilder(tuple(config.base_args), Path(config.out).absolute(), cells,
+                           os.environ.get(KILL_ONCE_ENV) or None)
+    base = {"cell": 0} if cells else {}
+    for name, spec in space.items():  # each value alone: the error names the field and the value
+        for value in check_spec(check_name(name, fields), spec):
+            builder.config({**base, name: value})
+    grid = {k: v["grid"] for k, v in space.items() if isinstance(v, dict) and "grid" in v}
+    if cells:
+        grid = {"cell": list(range(len(cells))), **grid}
+    trials = math.prod(len(v) for v in grid.values()) * config.num_samples
+    if not grid and not space:
+        builder.config(base)
+    if math.prod(len(v) for v in grid.values()) <= MAX_CHECKED:
+        fixed = {k: v for k, v in space.items() if not isinstance(v, dict)}
+        for combo in itertools.product(*grid.values()):
+            builder.config({**fixed, **dict(zip(grid, combo))})
+    param_space = {name: tune_domain(spec) for name, spec in space.items()}
+    if cells:
+        param_space["cell"] = tune_domain({"grid": grid["cell"]})
+    return builder, param_space, trials
+
+
+def check_out(out: Path) -> None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"--out {out} exists and is not an empty directory; choose a new folder")
+
+
+def _start_ray(config: SweepConfig) -> bool:
+    """Join the cluster at --address, or start a quiet local Ray; True if this call started Ray."""
+    import ray
+
+    if ray.is_initialized():  # e.g. a test's shared instance
+        return False
+    quiet = dict(log_to_driver=False, logging_level=logging.ERROR, configure_logging=True)
+    # Ray spawns its processes with fork+exec; JAX (already imported) warns about any fork: not this one
+    warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+    if config.address:
+        ray.init(address=config.address, **quiet)
+    else:
+        ray.init(num_cpus=config.num_cpus or os.cpu_count(), include_dashboard=False, **quiet)
+    return True
+
+
+def _reporter():
+    """A Tune callback that prints one line per trial event, instead of Tune's tables."""
+    from ray import tune
+
+    class Lines(tune.Callback):
+        def __init__(self):
+            self.failures: dict[str, int] = {}
+
+        def on_trial_start(self, iteration, trials, trial, **info):
+            print(f"trial {trial.trial_id}: started", flush=True)
+
+        def on_trial_recover(self, iteration, trials, trial, **info):
+            self.failures[trial.trial_id] = self.failures.get(trial.trial_id, 0) + 1
+            step = (trial.last_result or {}).get("env_step", 0)
+            print(f"trial {trial.trial_id}: failed ({self.failures[trial.trial_id]}x); Tune restarts it from its "
+                  f"last checkpoint (last report at env step {step:.0f})", flush=True)
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            print(f"trial {trial.trial_id}: error, giving up; see {trial.path}", flush=True)
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            r = trial.last_result or {}
+            print(f"trial {trial.trial_id}: done at env step {r.get('env_step', 0):.0f}, "
+                  f"eval_return_mean {r.get('eval_return_mean', float('nan')):.1f}", flush=True)
+
+    return Lines()
+
+
+def run_sweep(config: SweepConfig) -> Path:
+    """Run the sweep; returns the sweep folder (runs/, tune/, trials.csv, study/)."""
+    try:
+        import ray  # noqa: F401
+        from ray import tune
+    except ImportError:
+        raise ValueError(RAY_MISSING) from None
+    from simpo.sweep.trial import trainable
+
+    out = Path(config.out).absolute()
+    check_out(out)
+    builder, param_space, trials = plan(config)
+    print(f"sweep: {trials} trials -> {out}", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sweep.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str) + "\n")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's legacy output: silent at verbose=0
+    logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # failures: one line each from _reporter
+    started = _start_ray(config)
+    try:
+        scheduler = None
+        if config.asha:
+            from ray.tune.schedulers import ASHAScheduler
+
+            steps = builder.config(_first(param_space)).total_steps
+            scheduler = ASHAScheduler(time_attr="env_step", max_t=steps,
+                                      grace_period=config.asha_grace or max(1, steps // 10))
+        resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
+        tuner = tune.Tuner(
+            tune.with_resources(tune.with_parameters(trainable, builder=builder), resources),
+            param_space=param_space,
+            tune_config=tune.TuneConfig(metric="eval_return_mean", mode="max", num_samples=config.num_samples,
+                                        scheduler=scheduler, trial_dirname_creator=lambda t: f"trial-{t.trial_id}"),
+            run_config=tune.RunConfig(
+                name="tune", storage_path=str(out), verbose=0, callbacks=[_reporter()],
+                failure_config=tune.FailureConfig(max_failures=config.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+        results = tuner.fit()
+        summary = write_summary(results, builder, out)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    print(f"trials: {summary}", flush=True)
+    return out
+
+
+def _first(param_space: dict) -> dict:
+    """One concrete parameter set (the first grid value of each entry; a sample of each distribution)."""
+    from ray.tune.search.sample import Domain
+
+    return {k: (v["grid_search"][0] if isinstance(v, dict) and "grid_search" in v
+                else v.sample() if isinstance(v, Domain) else v) for k, v in param_space.items()}
+
+
+def write_summary(results, builder: TrialBuilder, out: Path) -> Path:
+    """OUT/trials.csv (one row per trial: its parameters, final report and run dir), and OUT/study/
+    (rliable tables and plots of OUT/runs by simpo.study.aggregate) when some trial evaluated."""
+    rows = []
+    for result in results:
+        metrics = result.metrics or {}
+        trial_id = metrics.get("trial_id") or Path(result.path).name.removeprefix("trial-")
+        config = builder.config(result.config, trial_id)
+        step = int(metrics.get("env_step", 0))
+        status = "error" if result.error else "done" if step >= config.total_steps else "stopped"
+        rows.append({"trial": trial_id, "status": status, "env_step": step,
+                     "eval_return_mean": metrics.get("eval_return_mean", ""),
+                     "eval_return_single_mean": metrics.get("eval_return_single_mean", ""),
+                     "resumed_from": metrics.get("resumed_from", ""), "run_dir": str(config.run_dir),
+                     **{k: v for k, v in result.config.items()}})
+    rows.sort(key=lambda r: r["trial"])
+    path = out / "trials.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+        writer.writeheader()
+        writer.writerows(rows)
+    if any(r["eval_return_mean"] != "" for r in rows):
+        from simpo.study import aggregate
+
+        try:
+            print(f"study tables and plots: {aggregate(out / 'runs', out / 'study', title=f'sweep {out.name}')}")
+        except ValueError as err:  # e.g. nothing to aggregate yet: the trials' own results still stand
+            print(f"no study tables: {err}")
+    return path

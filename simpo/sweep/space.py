@@ -1,0 +1,143 @@
+"""Search spaces over TrainConfig fields by dotted name, and the TrainConfig of each trial.
+
+Values are applied as `simpo train` flags by the same parser (`simpo.cli.parse_config`), so each is checked like a
+flag. The YAML format is in the `simpo.sweep` docstring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import re
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
+RESERVED = ("run_dir", "overwrite", "progress", "track")  # the sweep sets these for every trial
+
+
+# ------------------------------------------------------------------------------- the search space
+def config_fields() -> dict[str, Any]:
+    """Every TrainConfig leaf, by dotted name (agent.policy.steps, sac.actor_lr, ...), with its type."""
+    from simpo.train import TrainConfig
+
+    def walk(cls, prefix: str) -> dict[str, Any]:
+        out = {}
+        for name, hint in typing.get_type_hints(cls).items():
+            inner = typing.get_args(hint)[0] if typing.get_origin(hint) is typing.Annotated else hint
+            out.update(walk(inner, f"{prefix}{name}.") if dataclasses.is_dataclass(inner) else {prefix + name: inner})
+        return out
+
+    return walk(TrainConfig, "")
+
+
+def check_name(name: str, fields: dict[str, Any]) -> str:
+    if name in RESERVED:
+        raise ValueError(f"{name} cannot be swept: the sweep sets it for every trial")
+    if name not in fields:
+        close = difflib.get_close_matches(name, fields, n=4, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; use dotted TrainConfig names like agent.actor_lr"
+        raise ValueError(f"unknown config field {name!r}{hint}")
+    return name
+
+
+def parse_param(text: str) -> tuple[str, dict]:
+    """``"agent.weighting=exp,square"`` -> ``("agent.weighting", {"grid": ["exp", "square"]})``."""
+    name, eq, values = text.partition("=")
+    items = [v.strip() for v in values.split(",")]
+    if not eq or not name.strip() or not all(items):
+        raise ValueError(f"bad --param {text!r}; expected NAME=V1,V2,... (e.g. agent.weighting=exp,square)")
+    return name.strip().replace("-", "_"), {"grid": items}
+
+
+def read_space(path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise ValueError(f"cannot parse search space {path}: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"search space {path} must be a YAML mapping of dotted config names to values")
+    return {str(k): ({"grid": v} if isinstance(v, list) else v) for k, v in data.items()}
+
+
+def check_spec(name: str, spec: Any) -> list:
+    """The values to validate for one entry: grid/choice members, a distribution's bounds, or the scalar."""
+    if not isinstance(spec, dict):
+        return [spec]
+    if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+        raise ValueError(f"{name}: expected a value, a list, or one of {{{', '.join(DISTRIBUTIONS)}: ...}}, "
+                         f"got {spec!r}")
+    (kind, args), = spec.items()
+    if not isinstance(args, list) or not args:
+        raise ValueError(f"{name}: {kind} needs a non-empty list, got {args!r}")
+    if kind in ("grid", "choice"):
+        return args
+    if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args) \
+            or not args[0] < args[1] or (kind == "loguniform" and args[0] <= 0):
+        raise ValueError(f"{name}: {kind} needs [low, high] numbers with low < high (> 0 for loguniform), got {args}")
+    return [args[0], args[1] - 1] if kind == "randint" else args
+
+
+def tune_domain(spec: Any):
+    from ray import tune
+
+    if not isinstance(spec, dict):
+        return spec
+    (kind, args), = spec.items()
+    return {"grid": tune.grid_search, "choice": tune.choice}[kind](args) if kind in ("grid", "choice") \
+        else getattr(tune, kind)(*args)
+
+
+def flag_tokens(name: str, value: Any, fields: dict[str, Any]) -> list[str]:
+    """`simpo train` flag tokens that set field `name` to `value` (a YAML value, or a string from --param)."""
+    if fields[name] is bool:
+        text = str(value).lower()
+        if text not in ("true", "false"):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        head, _, last = name.rpartition(".")
+        return [f"--{head + '.' if head else ''}{'' if text == 'true' else 'no-'}{last}"]
+    if isinstance(value, (list, tuple)):
+        return [f"--{name}", *map(str, value)]
+    return [f"--{name}", *(str(value).split() or [""])]
+
+
+# --------------------------------------------------------------------------------- trial configs
+@dataclass(frozen=True)
+class TrialBuilder:
+    """Turns a trial's Tune parameters into its TrainConfig; shipped to every trial."""
+
+    base_args: tuple[str, ...]  # simpo train flags shared by every trial
+    out: Path
+    cells: tuple = ()  # study mode: (name, TrainConfig) per trial, picked by the "cell" parameter
+    kill_marker: str | None = None
+
+    def config(self, params: dict[str, Any], trial_id: str = "check"):
+        from simpo.cli import parse_config
+        from simpo.train import TrainConfig, default_config
+
+        fields = config_fields()
+        params = dict(params)
+        cell = params.pop("cell", None)
+        pre = argparse.ArgumentParser(add_help=False)
+        for flag, default in (("--algo", "simpo"), ("--preset", "fast"), ("--env", TrainConfig.env)):
+            pre.add_argument(flag, default=default)
+        known = vars(pre.parse_known_args(list(self.base_args))[0])
+        known.update({k: str(v) for k, v in params.items() if k in known})
+        if cell is not None:
+            cell_name, default = self.cells[cell]
+        else:
+            cell_name, default = None, default_config(known["algo"], known["preset"], known["env"])
+        tokens = [t for name, value in params.items() for t in flag_tokens(name, value, fields)]
+        where = " ".join(f"{k}={v}" for k, v in params.items()) or "the base flags"
+        try:
+            config = parse_config(TrainConfig, [*self.base_args, *tokens], "simpo sweep", default=default)
+        except ValueError as err:
+            raise ValueError(f"trial with {where}: {err}") from None
+        slug = re.sub(r"[^\w.-]+", "-", cell_name or f"{config.env}-{config.label}-s{config.seed}")
+        run_dir = self.out / "runs" / f"{trial_id.rsplit('_', 1)[-1]}-{slug}"
+        return dataclasses.replace(config, run_dir=run_dir, overwrite=False, progress=False, track=False)
