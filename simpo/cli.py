@@ -27,6 +27,7 @@ COMMANDS = {
     "eval": "evaluate the newest checkpoint of a run, in both modes",
     "plot": "draw learning curves (mean and CI over seeds) of one or more runs",
     "bandit": "run the bandit study: one landscape x weighting schemes x seeds",
+    "study": "run a named study of the paper (grid of envs x algos x seeds), resumable; aggregate with rliable",
     "advise": "measure the candidate-Q landscape of an env or bandit and recommend a weighting scheme",
     "sweep": "run a study grid or a hyperparameter search as Ray Tune trials (needs simpo[ray])",
 }
@@ -169,6 +170,45 @@ def cmd_sweep(args: list[str]) -> int:
     return 0
 
 
+def cmd_study(args: list[str]) -> int:
+    from simpo.study import STUDIES, aggregate, run_study
+
+    if args[:1] == ["aggregate"]:
+        parser = argparse.ArgumentParser(prog="simpo study aggregate", description="re-aggregate run directories")
+        parser.add_argument("root", type=Path, help="any folder holding run directories")
+        parser.add_argument("--out", type=Path, default=None, help="default: ROOT/results")
+        parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+        ns = parser.parse_args(args[1:])
+        print(f"results: {aggregate(ns.root, ns.out or ns.root / 'results', reps=ns.reps)}")
+        return 0
+    parser = argparse.ArgumentParser(prog="simpo study", description=COMMANDS["study"])
+    parser.add_argument("name", nargs="?", help=f"one of: {', '.join(STUDIES)}; or `aggregate DIR`")
+    parser.add_argument("--list", action="store_true", help="list the studies")
+    parser.add_argument("--budget", type=int, help="env steps per run (bandits: epochs); default: the study's")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: the study's (0 1 2 3 4)")
+    parser.add_argument("--preset", choices=("paper", "fast"), help="default: the study's (paper)")
+    parser.add_argument("--out", type=Path, default=Path("runs/study"))
+    parser.add_argument("--overwrite", action="store_true", help="restart every run instead of resuming")
+    parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples of the aggregate CIs")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
+    ns = parser.parse_args(args)
+    if ns.list or not ns.name:
+        for name, study in STUDIES.items():
+            print(f"{name:<18} {study.description} [{study.paper}; default budget {study.budget:,}]")
+        return 0
+    out = run_study(ns.name, ns.out, ns.budget, ns.seeds, ns.preset, ns.overwrite, ns.progress, ns.reps)
+    print(f"results: {out}")
+    return 0
+
+
+def cmd_sweep(args: list[str]) -> int:
+    from simpo.sweep import parse_args, run_sweep
+
+    out = run_sweep(parse_args(args))
+    print(f"sweep directory: {out}")
+    return 0
+
+
 def _one_line(err: BaseException) -> str:
     """The first line of an error message; an OSError from the system reads 'cannot access PATH: REASON'."""
     if isinstance(err, OSError) and err.strerror and err.filename is not None:
@@ -178,7 +218,7 @@ def _one_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-HANDLERS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "bandit": cmd_bandit, "advise": cmd_advise, "sweep": cmd_sweep}
+HANDLERS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "bandit": cmd_bandit, "study": cmd_study, "advise": cmd_advise, "sweep": cmd_sweep}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,171 @@
+"""Aggregate any tree of run directories into one results file, with rliable statistics (issue 6).
+
+A run directory is a folder with config.json and metrics.csv. Runs are grouped by (env, reward transform,
+label) where the label is `simpo.study.specs.run_label` (``simpo-square``, ``dpmd-exp``, ``sac``...). A run's score
+is its last evaluation's best-of-N return (`eval_return_mean`, the authors' protocol); the single-sample return
+is reported beside it (SPEC §9).
+
+Aggregates over tasks (a task = env × reward transform) use rliable (Agarwal et al. 2021): IQM, mean and
+optimality gap with stratified-bootstrap 95% CIs, on scores normalised per task by a reference: the paper-era
+SAC return at 1M steps (SPEC §8, `SAC_REFERENCE`, score = return / SAC) where known, else min–max over the
+runs being aggregated (score = (return − min) / (max − min)). The table says which one each task used.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simpo.logger import read_config
+from simpo.plot import load_run
+from simpo.study.specs import run_label
+
+# SPEC §8: SAC at 1M env steps (the low end where a range is given); SiMPO as the paper reports it.
+SAC_REFERENCE = {"HalfCheetah-v5": 9500.0, "Hopper-v5": 2300.0, "Walker2d-v5": 3600.0, "Ant-v5": 4600.0}
+PAPER_SIMPO = {"HalfCheetah-v5": 13900.0, "Hopper-v5": 3000.0, "Ant-v5": 5980.0, "Humanoid-v5": 5470.0,
+               "Swimmer-v5": 69.0}
+
+
+@dataclass(frozen=True)
+class RunScore:
+    run_dir: Path
+    env: str
+    reward_transform: str
+    label: str
+    seed: int
+    steps: int
+    """The env step of the last evaluation (the run's budget when finished)."""
+    total_steps: int
+    ret: float
+    single: float
+
+    @property
+    def task(self) -> str:
+        return self.env if self.reward_transform == "none" else f"{self.env} [{self.reward_transform}]"
+
+
+def find_runs(root: Path) -> list[Path]:
+    """Every run directory (config.json + metrics.csv) under `root`, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root} is not a directory")
+    return sorted(p.parent for p in root.rglob("metrics.csv") if (p.parent / "config.json").is_file())
+
+
+def label_of(config: dict) -> str:
+    agent = config.get("agent") or {}
+    return run_label(config.get("algo", "?"), agent.get("weighting", "?"), agent)
+
+
+def score_run(run_dir: Path) -> RunScore | None:
+    """The run's final scores; None for a run with no evaluation yet."""
+    config = read_config(run_dir)
+    try:
+        steps, returns = load_run(run_dir, "eval_return_mean")
+        _, single = load_run(run_dir, "eval_return_single_mean")
+    except ValueError:
+        return None
+    return RunScore(run_dir, config.get("env", "?"), config.get("reward_transform", "none"), label_of(config),
+                    int(config.get("seed", 0)), int(steps[-1]), int(config.get("total_steps", steps[-1])),
+                    float(returns[-1]), float(single[-1]))
+
+
+def group_runs(scores: list[RunScore]) -> dict[tuple[str, str], dict[str, list[RunScore]]]:
+    """{task key (env, transform): {label: runs sorted by seed}}."""
+    groups: dict = defaultdict(lambda: defaultdict(list))
+    for s in scores:
+        groups[(s.env, s.reward_transform)][s.label].append(s)
+    return {t: {lab: sorted(runs, key=lambda r: r.seed) for lab, runs in sorted(g.items())}
+            for t, g in sorted(groups.items())}
+
+
+def normalise(groups: dict) -> dict[tuple[str, str], tuple[str, float, float]]:
+    """Per task: (how, offset, scale) so that score = (return − offset) / scale."""
+    out = {}
+    for (env, transform), by_label in groups.items():
+        if transform == "none" and env in SAC_REFERENCE:
+            out[(env, transform)] = (f"÷ SAC@1M ({SAC_REFERENCE[env]:g}, SPEC §8)", 0.0, SAC_REFERENCE[env])
+        else:
+            rets = [r.ret for runs in by_label.values() for r in runs]
+            lo, hi = min(rets), max(rets)
+            out[(env, transform)] = (f"min–max over these runs ({lo:.1f}…{hi:.1f})", lo, (hi - lo) or 1.0)
+    return out
+
+
+def _metrics(x: np.ndarray) -> np.ndarray:
+    from rliable import metrics
+
+    return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x), metrics.aggregate_optimality_gap(x)])
+
+
+def interval_estimates(matrices: dict[str, np.ndarray], reps: int, seed: int = 0) -> dict[str, dict]:
+    """rliable point estimates and stratified-bootstrap 95% CIs of IQM, mean, optimality gap, per label.
+    Each matrix is (runs, tasks)."""
+    from rliable import library
+
+    if not matrices:
+        return {}
+    np.random.seed(seed)  # rliable's bootstrap draws from numpy's global generator
+    points, cis = library.get_interval_estimates(matrices, _metrics, reps=reps)
+    return {lab: {name: {"point": float(points[lab][i]), "low": float(cis[lab][0, i]), "high": float(cis[lab][1, i])}
+                  for i, name in enumerate(("iqm", "mean", "optimality_gap"))} for lab in matrices}
+
+
+def aggregate_scores(scores: list[RunScore], reps: int = 2000) -> dict:
+    """Everything results.json holds: runs, per-task groups (with a per-task IQM CI), per-label aggregates."""
+    groups = group_runs(scores)
+    norms = normalise(groups)
+    tasks, per_task = [], {}
+    for key, by_label in groups.items():
+        how, offset, scale = norms[key]
+        task = by_label[next(iter(by_label))][0].task
+        tasks.append({"task": task, "env": key[0], "reward_transform": key[1], "normalisation": how})
+        ests = interval_estimates({lab: np.array([[r.ret] for r in runs]) for lab, runs in by_label.items()}, reps)
+        per_task[task] = {lab: {
+            "seeds": [r.seed for r in runs], "steps": sorted({r.steps for r in runs}),
+            "total_steps": sorted({r.total_steps for r in runs}),
+            "returns": [r.ret for r in runs], "single_returns": [r.single for r in runs],
+            "mean": float(np.mean([r.ret for r in runs])),
+            "std": float(np.std([r.ret for r in runs], ddof=1)) if len(runs) > 1 else 0.0,
+            "single_mean": float(np.mean([r.single for r in runs])),
+            "iqm": ests[lab]["iqm"],
+            "normalised": [(r.ret - offset) / scale for r in runs]} for lab, runs in by_label.items()}
+    labels = sorted({lab for g in per_task.values() for lab in g})
+    matrices, shape = {}, {}
+    for lab in labels:
+        cols = [g[lab]["normalised"] for g in per_task.values() if lab in g]
+        n = min(len(c) for c in cols)  # rliable needs the same runs per task: keep the first n seeds
+        matrices[lab] = np.array([c[:n] for c in cols]).T
+        shape[lab] = {"tasks": len(cols), "runs_per_task": n}
+    overall = interval_estimates(matrices, reps)
+    return {"tasks": tasks, "per_task": per_task,
+            "aggregate": {lab: {**shape[lab], **overall[lab]} for lab in labels},
+            "runs": [{"run_dir": str(s.run_dir), "task": s.task, "label": s.label, "seed": s.seed, "steps": s.steps,
+                      "return": s.ret, "single_return": s.single} for s in scores],
+            "reps": reps, "paper_simpo": PAPER_SIMPO, "sac_reference": SAC_REFERENCE}
+
+
+def aggregate(root: Path, out_dir: Path, reps: int = 2000, title: str | None = None) -> Path:
+    """Walk `root` for run directories, write into `out_dir`: results.json (the one aggregated file),
+    results.md (Markdown tables), curves_*.png (learning curves per task) and aggregate.png (rliable
+    intervals). Returns `out_dir`."""
+    from simpo.study.report import write_report
+
+    root, out_dir = Path(root), Path(out_dir)
+    if not isinstance(reps, int) or reps < 1:
+        raise ValueError(f"reps must be an int >= 1, got {reps!r}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir} exists and is not a directory")
+    runs = find_runs(root)
+    scores = [s for s in map(score_run, runs) if s is not None]
+    if not scores:
+        raise ValueError(f"no run directories with an evaluation (config.json + metrics.csv) under {root}")
+    results = aggregate_scores(scores, reps)
+    results["root"] = str(root)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_report(results, scores, out_dir, title or f"results of {root}")
+    return out_dir
+

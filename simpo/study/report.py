@@ -1,0 +1,143 @@
+"""Study reports: results.json, Markdown tables and PNGs (learning curves, rliable intervals); the bandit study."""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+from simpo.logger import to_jsonable
+
+_METRICS = (("iqm", "IQM"), ("mean", "mean"), ("optimality_gap", "optimality gap"))
+
+
+def _ci(e: dict, fmt: str = "{:.3f}") -> str:
+    return f"{fmt.format(e['point'])} [{fmt.format(e['low'])}, {fmt.format(e['high'])}]"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+def _steps(values: list[int]) -> str:
+    return "/".join(f"{v:,}" for v in values)
+
+
+def markdown(results: dict, title: str) -> str:
+    """The per-task table (raw returns) and the aggregate table (normalised, rliable CIs)."""
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"# {title}", "", f"Aggregated {len(results['runs'])} runs under `{results['root']}` on {when} "
+             f"({platform.machine()}); stratified bootstrap with {results['reps']} reps. Score = the last evaluation's "
+             "best-of-N return (the authors' protocol); the single-sample return is beside it.", "",
+             "## Per task", "",
+             "| task | label | seeds | env steps | return, best-of-N (mean ± std) | single sample (mean) | IQM [95% CI] |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for task, by_label in results["per_task"].items():
+        best = max(by_label, key=lambda lab: by_label[lab]["mean"])
+        for lab, g in by_label.items():
+            name = f"**{lab}**" if lab == best and len(by_label) > 1 else lab
+            lines.append(f"| {task} | {name} | {len(g['seeds'])} | {_steps(g['steps'])} | {g['mean']:.1f} ± "
+                         f"{g['std']:.1f} | {g['single_mean']:.1f} | {_ci(g['iqm'], '{:.1f}')} |")
+    lines += ["", "## Aggregate over tasks (rliable, normalised scores)", "",
+              "Normalisation per task: " + "; ".join(f"{t['task']}: {t['normalisation']}" for t in results["tasks"])
+              + ". Optimality gap = mean shortfall below 1.", "",
+              "| label | tasks | runs/task | " + " | ".join(f"{n} [95% CI]" for _, n in _METRICS) + " |",
+              "|---|---:|---:|" + "---:|" * len(_METRICS)]
+    for lab, a in results["aggregate"].items():
+        lines.append(f"| {lab} | {a['tasks']} | {a['runs_per_task']} | " + " | ".join(_ci(a[k]) for k, _ in _METRICS)
+                     + " |")
+    lines += ["", "![aggregate](aggregate.png)", ""]
+    lines += [f"![{t['task']}](curves_{_slug(t['task'])}.png)" for t in results["tasks"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot_aggregate(results: dict, out: Path) -> Path:
+    """rliable-style interval plot: one panel per metric, one row per label (point and 95% CI)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    labels = list(results["aggregate"])
+    fig = Figure(figsize=(3.2 * len(_METRICS), 0.5 * len(labels) + 1.4))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(_METRICS), sharey=True)
+    for ax, (key, name) in zip(axes, _METRICS):
+        for y, lab in enumerate(labels):
+            e = results["aggregate"][lab][key]
+            ax.plot([e["low"], e["high"]], [y, y], lw=6, alpha=0.5, color=f"C{y}", solid_capstyle="butt")
+            ax.plot([e["point"]], [y], "|", ms=14, color="k")
+        ax.set_title(name)
+        ax.set_yticks(range(len(labels)), labels)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_xlabel("normalised score")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    return out
+
+
+def write_report(results: dict, scores: list, out_dir: Path, title: str) -> None:
+    from simpo.plot import plot_learning_curves
+
+    (out_dir / "results.json").write_text(json.dumps(to_jsonable(results), indent=2) + "\n")
+    (out_dir / "results.md").write_text(markdown(results, title))
+    plot_aggregate(results, out_dir / "aggregate.png")
+    by_dir = {s.run_dir: s for s in scores}
+    for t in results["tasks"]:
+        runs = [s.run_dir for s in scores if s.task == t["task"]]
+        plot_learning_curves(runs, out_dir / f"curves_{_slug(t['task'])}.png", group_by=lambda d, c: by_dir[d].label,
+                             title=f"{t['task']}: best-of-N eval return", n_boot=500)
+
+
+# ------------------------------------------------------------------------------------------------ bandits
+def run_bandits(study, root: Path, budget: int | None, seeds, overwrite: bool, progress: bool) -> Path:
+    """The `bandits` study: `simpo.bandit.run_study` on every landscape into ROOT/<landscape>/ (a finished
+    landscape with the same settings is skipped), then ROOT/results.md and results.json."""
+    from simpo.bandit import BanditConfig, run_study
+
+    configs = {name: BanditConfig(landscape=name, schemes=study.schemes, seeds=seeds or study.seeds,
+                                  epochs=budget or study.budget, run_dir=str(root / name), overwrite=True)
+               for name in study.envs}
+    todo = {}
+    for name, config in configs.items():  # validate everything first
+        summary = root / name / "summary.json"
+        same = summary.is_file() and _same_bandit(json.loads(summary.read_text())["config"], config)
+        if not same and (root / name).exists() and any((root / name).iterdir()) and not overwrite:
+            raise ValueError(f"{root / name} holds a bandit run with other settings; pass --overwrite or another --out")
+        if overwrite or not same:
+            todo[name] = config
+    for i, (name, config) in enumerate(configs.items(), 1):
+        state = "running" if name in todo else "done (skipped)"
+        print(f"[{i}/{len(configs)}] bandits/{name}: {state}", flush=True)
+        if name in todo:
+            run_study(config, progress=progress)
+    return write_bandit_report(root, list(configs), study.schemes)
+
+
+def _same_bandit(saved: dict, config) -> bool:
+    return (saved.get("epochs") == config.epochs and list(saved.get("seeds", [])) == list(config.seeds)
+            and list(saved.get("schemes", [])) == list(config.schemes))
+
+
+def write_bandit_report(root: Path, landscapes: list[str], schemes) -> Path:
+    """One table: final regret (mean ± std over seeds) per scheme × landscape, the lowest in bold."""
+    summaries = {name: json.loads((root / name / "summary.json").read_text()) for name in landscapes}
+    some = next(iter(summaries.values()))["config"]
+    lines = ["# Study: bandits (paper Figs 2–3)", "",
+             f"Final regret after {some['epochs']} epochs, mean ± std over seeds {some['seeds']} (bold: lowest per "
+             "landscape). Non-negative vs signed pairs: `exp`/`wd1`, `linear`/`signed_linear*`.", "",
+             "| scheme | " + " | ".join(landscapes) + " |", "|---|" + "---:|" * len(landscapes)]
+    best = {n: min(s["schemes"], key=lambda k: s["schemes"][k]["final_regret_mean"]) for n, s in summaries.items()}
+    for scheme in schemes:
+        cells = []
+        for n, s in summaries.items():
+            r = s["schemes"][scheme]
+            text = f"{r['final_regret_mean']:.4f} ± {r['final_regret_std']:.4f}"
+            cells.append(f"**{text}**" if best[n] == scheme else text)
+        lines.append(f"| `{scheme}` | " + " | ".join(cells) + " |")
+    lines.append("| seconds | " + " | ".join(f"{s['total_seconds']:.0f}" for s in summaries.values()) + " |")
+    lines += ["", *(f"![{n}]({n}/regret.png)" for n in landscapes), ""]
+    (root / "results.md").write_text("\n".join(lines))
+    table = {n: {k: v["final_regret_mean"] for k, v in s["schemes"].items()} for n, s in summaries.items()}
+    (root / "results.json").write_text(json.dumps({"final_regret_mean": table, "summaries": summaries}, indent=2) + "\n")
+    return root

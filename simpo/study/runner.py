@@ -1,0 +1,118 @@
+"""Run a named study (issue 6): every cell × seed, resuming a partial study, then aggregate.
+
+Layout: OUT/NAME/<cell name>/seed{K}/, each a normal run directory of `simpo.train.train`; bandit studies
+write OUT/bandits/<landscape>/ (a `simpo bandit` run directory). Resume rules, per seed run:
+
+- finished (metrics.csv reached the run's total_steps): skipped;
+- has a checkpoint: continued exactly with `train(config, resume=True)` (config read from the run);
+- anything else (empty, or stopped before its first checkpoint): restarted from scratch.
+
+A run directory whose saved config differs from the cell's (another budget, say) is refused before anything
+runs, unless `overwrite` (then every run of the study starts afresh).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from simpo.logger import read_config, to_jsonable
+from simpo.plot import load_run
+from simpo.study.specs import Cell, check_budget_seeds, cells, get_study
+from simpo.train import TrainConfig, check_run_dir, run_config_dict, train
+
+_IGNORED = ("run_dir", "progress", "overwrite", "track", "wandb_project")  # do not change what a run computes
+
+
+def _comparable(config: dict) -> dict:
+    return {k: v for k, v in to_jsonable(config).items() if k not in _IGNORED}
+
+
+def run_state(run_dir: Path, config: TrainConfig) -> str:
+    """"done", "resume", "fresh" or "conflict" (a run of another config) for the seed run in `run_dir`."""
+    if not run_dir.is_dir() or not any(run_dir.iterdir()):
+        return "fresh"
+    if not (run_dir / "config.json").is_file():
+        return "conflict"
+    try:
+        saved = read_config(run_dir)
+    except (ValueError, OSError):
+        return "conflict"
+    if _comparable(saved) != _comparable(run_config_dict(config)):
+        return "conflict"
+    try:
+        steps, _ = load_run(run_dir)
+        if steps.max() >= config.total_steps:
+            return "done"
+    except (ValueError, OSError):
+        pass
+    ckpt = run_dir / "checkpoints"
+    return "resume" if ckpt.is_dir() and any(p.name.isdigit() for p in ckpt.iterdir()) else "fresh"
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _train_cell(config: TrainConfig, cell_dir: Path, seeds: tuple[int, ...], states: dict[int, str],
+                progress: bool = True) -> None:
+    """Train every seed of one cell into cell_dir/seed{K}/, one after another (to be switched to the
+    multi-seed `TrainConfig.seeds` of simpo.train once it exists: same layout)."""
+    for k in seeds:
+        run = dataclasses.replace(config, seed=k, run_dir=cell_dir / f"seed{k}", progress=progress, overwrite=True)
+        if states[k] == "done":
+            continue
+        if states[k] == "resume":
+            from simpo.evaluation import read_run_config
+
+            saved = read_run_config(run.run_dir)
+            train(dataclasses.replace(saved, run_dir=run.run_dir, progress=progress), resume=True)
+        else:
+            train(run)
+
+
+def plan(name: str, out: Path, budget: int | None = None, seeds=None, preset: str | None = None,
+         overwrite: bool = False) -> list[tuple[Cell, Path, dict[int, str]]]:
+    """(cell, cell directory, {seed: state}) for every cell; ValueError if the study cannot run as asked."""
+    root = Path(out) / name
+    grid = cells(name, budget, seeds, preset)
+    rows = []
+    for cell in grid:
+        cell_dir = root / cell.name
+        states = {}
+        for k in cell.seeds:
+            run = dataclasses.replace(cell.config, seed=k, run_dir=cell_dir / f"seed{k}", overwrite=True)
+            check_run_dir(run)  # a file in the way, an unwritable parent: one line, before anything runs
+            states[k] = "fresh" if overwrite else run_state(run.run_dir, run)
+            if states[k] == "conflict":
+                raise ValueError(f"{run.run_dir} holds a run with another config (budget, seeds or code changed); "
+                                 f"pass --overwrite or choose another --out")
+        rows.append((cell, cell_dir, states))
+    return rows
+
+
+def run_study(name: str, out: str | Path = "runs/study", budget: int | None = None, seeds=None,
+              preset: str | None = None, overwrite: bool = False, progress: bool = True, reps: int = 2000) -> Path:
+    """Run study `name` into OUT/NAME (resuming what is there), aggregate it, return the results directory."""
+    study = get_study(name)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a directory")
+    if study.kind == "bandit":
+        from simpo.study.report import run_bandits
+
+        return run_bandits(study, out / name, budget, check_budget_seeds(budget, seeds), overwrite, progress)
+    rows = plan(name, out, budget, seeds, preset, overwrite)
+    runs = sum(len(states) for _, _, states in rows)
+    done = sum(s == "done" for _, _, states in rows for s in states.values())
+    _say(f"study {name}: {len(rows)} cells × {len(rows[0][0].seeds)} seeds × {rows[0][0].config.total_steps} env "
+         f"steps ({rows[0][0].config.preset} preset) into {out / name}; {done}/{runs} runs already done")
+    for i, (cell, cell_dir, states) in enumerate(rows, 1):
+        todo = ", ".join(f"seed{k}: {s}" for k, s in states.items())
+        _say(f"[{i}/{len(rows)}] {cell.name} ({todo})")
+        _train_cell(cell.config, cell_dir, cell.seeds, states, progress)
+    from simpo.study.aggregate import aggregate
+
+    return aggregate(out / name, out / name / "results", reps=reps, title=f"study {name}")
+
