@@ -162,14 +162,6 @@ def cmd_advise(args: list[str]) -> int:
     return 0
 
 
-def cmd_sweep(args: list[str]) -> int:
-    from simpo.sweep import parse_args, run_sweep
-
-    out = run_sweep(parse_args(args))
-    print(f"sweep directory: {out}")
-    return 0
-
-
 def cmd_study(args: list[str]) -> int:
     from simpo.study import STUDIES, aggregate, run_study
 
