@@ -1,0 +1,128 @@
+"""The study runner (issue 6): registry and grid expansion, bad input, a tiny study end to end with resume,
+and the rliable aggregation on synthetic runs with known scores."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import simpo.study.specs as specs
+from simpo.cli import main
+from simpo.policies import PolicyConfig
+from simpo.study import STUDIES, Arm, Study, aggregate, cells, run_study
+from simpo.train import default_config
+
+
+def test_registry_and_cells():
+    assert {"bandits", "reward-landscape", "mujoco", "negative-weights"} <= set(STUDIES)
+    grid = cells("reward-landscape", budget=8000, seeds=[3, 4], preset="fast")
+    assert [c.name for c in grid] == [f"cheetah-run/{t}/simpo-{s}" for t in ("flat", "steep")
+                                      for s in ("exp", "linear", "square")]
+    c = grid[-1]
+    assert (c.config.env, c.config.reward_transform, c.config.agent.weighting) == ("dmc:cheetah-run", "steep", "square")
+    assert c.seeds == (3, 4) and c.config.seed == 3 and c.config.run_dir is None and c.config.preset == "fast"
+    assert c.config.total_steps == 8000 and c.config.warmup_steps == 800 and c.config.eval_interval == 1600
+    full = cells("mujoco")
+    assert len(full) == 6 * 5 and full[0].seeds == (0, 1, 2, 3, 4) and full[0].config.total_steps == 1_000_000
+    assert {c.name.split("/")[1] for c in full} == {"simpo-linear", "simpo-square", "dpmd-exp", "qvpo-linear", "sac"}
+    neg = {c.name: c.config.agent for c in cells("negative-weights") if c.name.startswith("Hopper")}
+    assert neg["Hopper-v5/simpo-signed_linear:floor=-0.02"].floor == -0.02
+    with pytest.raises(ValueError, match="not a training grid"):
+        cells("bandits")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["study", "nope"], "unknown study 'nope'; allowed: bandits, reward-landscape"),
+    (["study", "reward-landscape", "--budget", "0"], "budget must be a positive int"),
+    (["study", "bandits", "--seeds", "1", "1"], "seeds contain duplicates"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("simpo study: error: ") and message in err and "\n" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def _tiny_defaults(algo, preset, env):
+    config = default_config(algo, preset, env)
+    agent = dataclasses.replace(config.agent, num_candidates=4, critic_hidden_dims=(32, 32),
+                                policy=PolicyConfig(kind="flow", steps=2, hidden_dims=(32, 32), time_dim=8, cond_dims=(16,)))
+    sac = dataclasses.replace(config.sac, actor_hidden_dims=(32, 32), critic_hidden_dims=(32, 32))
+    return dataclasses.replace(config, agent=agent, sac=sac, batch_size=32, eval_episodes=2)
+
+
+@pytest.fixture
+def tiny_study(monkeypatch):
+    study = Study(name="tiny", description="test", envs=("simpo:contextual-bandit",), preset="fast", budget=300,
+                  arms=(Arm("simpo", "square"), Arm("sac")), seeds=(0, 1), eval_episodes=2)
+    monkeypatch.setitem(STUDIES, "tiny", study)
+    monkeypatch.setattr(specs, "default_config", _tiny_defaults)
+    return study
+
+
+def test_tiny_study_end_to_end_and_resume(tmp_path, tiny_study):
+    results = run_study("tiny", tmp_path, progress=False, reps=20)
+    root = tmp_path / "tiny"
+    runs = {(c, k): root / c / f"seed{k}" for c in ("contextual-bandit/simpo-square", "contextual-bandit/sac") for k in (0, 1)}
+    assert all((r / "metrics.csv").is_file() for r in runs.values())
+    data = json.loads((results / "results.json").read_text())
+    assert set(data["per_task"]["simpo:contextual-bandit"]) == {"simpo-square", "sac"}
+    assert data["per_task"]["simpo:contextual-bandit"]["sac"]["steps"] == [300]
+    assert all(np.isfinite(r["return"]) for r in data["runs"]) and len(data["runs"]) == 4
+    for name in ("results.md", "aggregate.png", "curves_simpo_contextual_bandit.png"):
+        assert (results / name).stat().st_size > 0
+    assert "| simpo:contextual-bandit |" in (results / "results.md").read_text()
+
+    # finished runs are skipped; a run cut after its first checkpoint resumes; a lost run restarts
+    mtimes = {k: (r / "metrics.csv").stat().st_mtime_ns for k, r in runs.items()}
+    cut, lost = runs["contextual-bandit/simpo-square", 1], runs["contextual-bandit/sac", 0]
+    shutil.rmtree(cut / "checkpoints" / "300")
+    rows = list(csv.reader((cut / "metrics.csv").open()))
+    with (cut / "metrics.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([r for r in rows if r[0] == "env_step" or int(r[0]) <= 150])
+    shutil.rmtree(lost)
+    run_study("tiny", tmp_path, progress=False, reps=20)
+    for k, r in runs.items():
+        same = (r / "metrics.csv").stat().st_mtime_ns == mtimes[k]
+        assert same == (r not in (cut, lost)), r
+    assert (cut / "checkpoints" / "300").is_dir() and (lost / "metrics.csv").is_file()
+    with pytest.raises(ValueError, match="another config"):  # a different budget does not mix with these runs
+        run_study("tiny", tmp_path, budget=200, progress=False, reps=20)
+
+
+def _fake_run(path, env, algo, weighting, seed, final, transform="none"):
+    path.mkdir(parents=True)
+    config = {"env": env, "algo": algo, "seed": seed, "total_steps": 200, "reward_transform": transform,
+              "agent": {"weighting": weighting, "floor": "-inf", "power_p": 2.0, "negative_mass": 1.0}}
+    (path / "config.json").write_text(json.dumps(config))
+    (path / "metrics.csv").write_text("env_step,eval_return_mean,eval_return_single_mean\n"
+                                      f"100,0.0,0.0\n200,{final},{final / 2}\n")
+
+
+def test_aggregate_known_scores(tmp_path):
+    for seed, (a, b) in enumerate([(10, 50), (20, 60), (30, 70), (40, 80)]):
+        _fake_run(tmp_path / "runs" / "x" / f"a{seed}", "Foo-v0", "simpo", "linear", seed, a)
+        _fake_run(tmp_path / "runs" / "y" / f"b{seed}", "Foo-v0", "dpmd", "exp", seed, b)
+        _fake_run(tmp_path / "runs" / "z" / f"c{seed}", "HalfCheetah-v5", "simpo", "linear", seed, 9500.0)
+    out = aggregate(tmp_path / "runs", tmp_path / "res", reps=50)
+    data = json.loads((out / "results.json").read_text())
+    foo = data["per_task"]["Foo-v0"]
+    assert foo["simpo-linear"]["mean"] == pytest.approx(25.0) and foo["dpmd-exp"]["single_mean"] == pytest.approx(32.5)
+    assert foo["simpo-linear"]["iqm"]["point"] == pytest.approx(25.0)  # trim 25% each side of 10..40
+    assert data["per_task"]["HalfCheetah-v5"]["simpo-linear"]["normalised"] == pytest.approx([1.0] * 4)  # ÷ SAC 9500
+    # Foo-v0 is min-max normalised over its runs (10..80): simpo-linear -> 0, 1/7, 2/7, 3/7
+    agg = data["aggregate"]["simpo-linear"]
+    assert (agg["tasks"], agg["runs_per_task"]) == (2, 4)
+    assert agg["mean"]["point"] == pytest.approx((1.5 / 7 + 1.0) / 2)
+    assert agg["optimality_gap"]["point"] == pytest.approx((1 - 1.5 / 7) / 2)
+    assert agg["iqm"]["low"] <= agg["iqm"]["point"] <= agg["iqm"]["high"]
+    assert data["aggregate"]["dpmd-exp"]["iqm"]["point"] == pytest.approx(5.5 / 7)
+    text = (out / "results.md").read_text()
+    assert "min–max over these runs (10.0…80.0)" in text and "÷ SAC@1M (9500" in text
+    assert main(["study", "aggregate", str(tmp_path / "runs"), "--out", str(tmp_path / "res2"), "--reps", "20"]) == 0
+    assert (tmp_path / "res2" / "results.json").is_file()
