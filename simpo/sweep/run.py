@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,8 @@ class SweepConfig:
     study: str | None = None
     budget: int | None = None
     seeds: tuple[int, ...] | None = None
+    vmap_seeds: bool = False
+    """Study mode: one trial per cell, training its seeds together (TrainConfig.seeds), instead of one per seed."""
     num_samples: int = 1
     asha: bool = False
     asha_grace: int | None = None
@@ -45,6 +48,7 @@ class SweepConfig:
     address: str | None = None
     num_cpus: int | None = None
     max_failures: int = 3
+    resume: bool = False
 
 
 def parse_args(args: list[str]) -> SweepConfig:
@@ -56,7 +60,10 @@ def parse_args(args: list[str]) -> SweepConfig:
     what = parser.add_argument_group("what to run (a study, a search space, or both)")
     what.add_argument("--study", help="a named study (simpo study --list): its cells x seeds become trials")
     what.add_argument("--budget", type=int, help="env steps per run of the study (default: the study's)")
-    what.add_argument("--seeds", type=int, nargs="+", help="the study's seeds (default: the study's)")
+    what.add_argument("--seeds", type=int, nargs="+",
+                      help="the study's seeds (default: the study's); without --study, every trial trains these "
+                           "seeds together (simpo train --seeds)")
+    what.add_argument("--vmap-seeds", action="store_true", help="study: one trial per cell, its seeds together")
     what.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
                       help="grid over a TrainConfig field by dotted name, e.g. agent.weighting=exp,square")
     what.add_argument("--space", type=Path, help="a YAML search space (see simpo.sweep)")
@@ -70,7 +77,13 @@ def parse_args(args: list[str]) -> SweepConfig:
     where.add_argument("--cpus-per-trial", type=float, default=1.0)
     where.add_argument("--gpus-per-trial", type=float, default=0.0, help="fractions share a GPU")
     where.add_argument("--max-failures", type=int, default=3, help="restarts of a trial from its checkpoint")
+    where.add_argument("--resume", action="store_true",
+                       help="continue the interrupted sweep in --out (its saved flags; finished trials are kept)")
     ns, train_args = parser.parse_known_args(args)
+    if ns.resume:
+        if train_args or sum(a.startswith("--") for a in args) != 2:
+            raise ValueError("--resume takes only --out DIR: the sweep continues with its saved flags")
+        return saved_config(ns.out)
     for name in ("num_samples", "budget", "asha_grace", "num_cpus"):
         if getattr(ns, name) is not None and getattr(ns, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(ns, name)}")
@@ -78,12 +91,17 @@ def parse_args(args: list[str]) -> SweepConfig:
         raise ValueError("--cpus-per-trial must be > 0, --gpus-per-trial >= 0 and --max-failures >= 0")
     if not (ns.study or ns.param or ns.space):
         raise ValueError("nothing to sweep: give --study NAME, --param NAME=V1,V2 or --space FILE.yaml")
-    if ns.study is None and (ns.budget is not None or ns.seeds):
-        raise ValueError("--budget and --seeds belong to --study; to sweep seeds use --param seed=0,1,2")
+    if ns.study is None and (ns.budget is not None or ns.vmap_seeds):
+        raise ValueError("--budget and --vmap-seeds belong to --study")
+    if ns.study is not None and any(a.split("=")[0] in ("--algo", "--env") for a in train_args):
+        raise ValueError("--algo and --env come from the study's cells; to choose them, sweep --param algo=... instead")
+    if ns.study is None and ns.seeds:
+        train_args, ns.seeds = ["--seeds", *map(str, ns.seeds), *train_args], None
     if ns.address is not None and ns.num_cpus is not None:
         raise ValueError("--num-cpus sizes a local Ray instance; the cluster at --address has its own")
     return SweepConfig(out=ns.out, base_args=tuple(train_args), params=tuple(ns.param), space=ns.space,
                        study=ns.study, budget=ns.budget, seeds=tuple(ns.seeds) if ns.seeds else None,
+                       vmap_seeds=ns.vmap_seeds,
                        num_samples=ns.num_samples, asha=ns.asha, asha_grace=ns.asha_grace,
                        cpus_per_trial=ns.cpus_per_trial, gpus_per_trial=ns.gpus_per_trial, address=ns.address,
                        num_cpus=ns.num_cpus, max_failures=ns.max_failures)
@@ -102,8 +120,13 @@ def plan(config: SweepConfig) -> tuple[TrialBuilder, dict[str, Any], int]:
     if config.study:
         from simpo.study import cells as study_cells
 
-        cells = tuple((f"{c.name}-s{s}", dataclasses.replace(c.config, seed=s))
-                      for c in study_cells(config.study, config.budget, config.seeds) for s in c.seeds)
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--preset")  # the study's cells are built from this preset's defaults
+        study = study_cells(config.study, config.budget, config.seeds, pre.parse_known_args(config.base_args)[0].preset)
+        if config.vmap_seeds:
+            cells = tuple((c.name, dataclasses.replace(c.config, seeds=c.seeds)) for c in study)
+        else:
+            cells = tuple((f"{c.name}-s{s}", dataclasses.replace(c.config, seed=s)) for c in study for s in c.seeds)
     builder = TrialBuilder(tuple(config.base_args), Path(config.out).absolute(), cells,
                            os.environ.get(KILL_ONCE_ENV) or None)
     base = {"cell": 0} if cells else {}
@@ -128,7 +151,18 @@ def plan(config: SweepConfig) -> tuple[TrialBuilder, dict[str, Any], int]:
 
 def check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"--out {out} exists and is not an empty directory; choose a new folder")
+        raise ValueError(f"--out {out} exists and is not an empty directory; choose a new folder (or --resume)")
+
+
+def saved_config(out: Path) -> SweepConfig:
+    """The SweepConfig saved in OUT/sweep.json, for --resume."""
+    path = Path(out) / "sweep.json"
+    if not path.is_file() or not (Path(out) / "tune").is_dir():
+        raise ValueError(f"{out} is not a started sweep (no sweep.json and tune/); nothing to resume")
+    data = json.loads(path.read_text())
+    return SweepConfig(**{**data, "out": Path(out), "space": data["space"] and Path(data["space"]),
+                          "base_args": tuple(data["base_args"]), "params": tuple(data["params"]),
+                          "seeds": data["seeds"] and tuple(data["seeds"]), "resume": True})
 
 
 def _start_ray(config: SweepConfig) -> bool:
@@ -185,11 +219,15 @@ def run_sweep(config: SweepConfig) -> Path:
     from simpo.sweep.trial import trainable
 
     out = Path(config.out).absolute()
-    check_out(out)
+    if not config.resume:
+        check_out(out)
     builder, param_space, trials = plan(config)
-    print(f"sweep: {trials} trials -> {out}", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str) + "\n")
+    print(f"sweep: {trials} trials -> {out}{' (resumed)' if config.resume else ''}", flush=True)
+    if not config.resume:
+        out.mkdir(parents=True, exist_ok=True)
+        if config.space:  # keep the space with the sweep, for --resume
+            config = dataclasses.replace(config, space=Path(shutil.copy(config.space, out / "space.yaml")))
+        (out / "sweep.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str) + "\n")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's legacy output: silent at verbose=0
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # failures: one line each from _reporter
     started = _start_ray(config)
@@ -202,9 +240,9 @@ def run_sweep(config: SweepConfig) -> Path:
             scheduler = ASHAScheduler(time_attr="env_step", max_t=steps,
                                       grace_period=config.asha_grace or max(1, steps // 10))
         resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
-        tuner = tune.Tuner(
-            tune.with_resources(tune.with_parameters(trainable, builder=builder), resources),
-            param_space=param_space,
+        fn = tune.with_resources(tune.with_parameters(trainable, builder=builder), resources)
+        tuner = tune.Tuner.restore(str(out / "tune"), fn, resume_errored=True) if config.resume else tune.Tuner(
+            fn, param_space=param_space,
             tune_config=tune.TuneConfig(metric="eval_return_mean", mode="max", num_samples=config.num_samples,
                                         scheduler=scheduler, trial_dirname_creator=lambda t: f"trial-{t.trial_id}"),
             run_config=tune.RunConfig(
@@ -219,6 +257,11 @@ def run_sweep(config: SweepConfig) -> Path:
 
             ray.shutdown()
     print(f"trials: {summary}", flush=True)
+    with open(summary) as f:
+        unfinished = [r["trial"] for r in csv.DictReader(f) if r["status"] == "stopped"]
+    if unfinished and not config.asha:  # Tune stops its trials on Ctrl-C and returns
+        print(f"{len(unfinished)} trials did not finish; continue with: simpo sweep --resume --out {out}", flush=True)
+        raise KeyboardInterrupt
     return out
 
 

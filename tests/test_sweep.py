@@ -1,0 +1,110 @@
+"""`simpo sweep` on a local Ray instance: a tiny grid, a trial whose worker is killed and restored from its
+checkpoint by Tune, search spaces, and bad input (one line, exit 2, nothing written)."""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="simpo sweep needs the ray extra: pip install -c constraints.txt -e '.[ray]'")
+
+from simpo.cli import main  # noqa: E402
+from simpo.sweep import SweepConfig, plan  # noqa: E402
+from simpo.sweep.run import KILL_ONCE_ENV  # noqa: E402
+
+TIMING_COLUMNS = {"wall_time_s", "train_sps"}
+TINY = ["--env", "Pendulum-v1", "--warmup-steps", "100", "--batch-size", "16", "--eval-interval", "100",
+        "--eval-episodes", "2", "--max-episode-steps", "50", "--checkpoint-interval", "200", "--num-cpus", "2",
+        "--agent.num-candidates", "4", "--agent.policy.steps", "2", "--agent.policy.hidden-dims", "32",
+        "--agent.critic-hidden-dims", "32", "--sac.actor-hidden-dims", "32", "--sac.critic-hidden-dims", "32"]
+
+
+def trials(out: Path) -> list[dict]:
+    with open(out / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def eval_rows(run_dir: Path) -> list[dict]:
+    with open(Path(run_dir) / "metrics.csv") as f:
+        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
+
+
+def test_grid_of_two_trials_gives_two_complete_runs_and_resumes_as_done(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--param", "algo=sac,simpo", "--out", str(out), "--total-steps", "300", *TINY]) == 0
+    assert not ray.is_initialized()  # the sweep started a local Ray, and shut it down
+    rows = trials(out)
+    assert sorted(r["algo"] for r in rows) == ["sac", "simpo"]
+    for row in rows:
+        assert row["status"] == "done" and row["env_step"] == "300" and row["resumed_from"] == "0"
+        assert [r["env_step"] for r in eval_rows(row["run_dir"])] == ["100", "200", "300"]
+        assert (Path(row["run_dir"]) / "checkpoints" / "300").is_dir()
+        assert Path(row["run_dir"]).parent == out / "runs"
+    assert len(list((out / "tune").glob("trial-*/result.json"))) == 2  # Tune's own results
+    assert (out / "study" / "results.json").is_file()  # the study aggregator read the trials' run dirs
+    printed = capsys.readouterr().out
+    assert "2 trials" in printed and printed.count(": done at env step 300") == 2
+    before = (out / "trials.csv").read_text()
+    assert main(["sweep", "--resume", "--out", str(out)]) == 0  # nothing left to run: the same trials
+    assert (out / "trials.csv").read_text() == before and not ray.is_initialized()
+
+
+def test_killed_trial_is_restored_from_its_checkpoint_and_matches_an_uninterrupted_one(tmp_path, monkeypatch):
+    marker = tmp_path / "killed"
+    monkeypatch.setenv(KILL_ONCE_ENV, str(marker))  # the first trial to checkpoint SIGKILLs its worker, once
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--param", "seed=0,0", "--out", str(out), "--total-steps", "400", *TINY]) == 0
+    assert marker.exists()
+    rows = sorted(trials(out), key=lambda r: r["resumed_from"])
+    assert [(r["status"], r["env_step"], r["resumed_from"]) for r in rows] == [("done", "400", "0"),
+                                                                                ("done", "400", "200")]
+    straight, restored = (eval_rows(r["run_dir"]) for r in rows)
+    assert [r["env_step"] for r in restored] == ["100", "200", "300", "400"]
+    assert restored == straight  # exact resume: the same evaluations, metric for metric
+
+
+def test_search_space_from_yaml_and_flags(tmp_path):
+    space = tmp_path / "space.yaml"
+    space.write_text("agent.weighting: [exp, square]\nagent.actor_lr: {loguniform: [1.0e-4, 1.0e-3]}\n"
+                     "agent.num_candidates: {choice: [4, 8]}\ntotal_steps: 300\n")
+    config = SweepConfig(out=tmp_path / "s", base_args=("--env", "Pendulum-v1"), space=space,
+                         params=("seed=0,1,2",), num_samples=2)
+    builder, param_space, n = plan(config)
+    assert n == 2 * 3 * 2
+    assert param_space["agent.weighting"] == {"grid_search": ["exp", "square"]}
+    assert param_space["total_steps"] == 300
+    trial = builder.config({"agent.weighting": "square", "agent.actor_lr": 3e-4, "agent.num_candidates": 8,
+                            "total_steps": 300, "seed": "2"}, "abc_00007")
+    assert (trial.agent.weighting, trial.agent.actor_lr, trial.agent.num_candidates) == ("square", 3e-4, 8)
+    assert (trial.seed, trial.total_steps, trial.env) == (2, 300, "Pendulum-v1")
+    assert trial.run_dir == (tmp_path / "s").absolute() / "runs" / "00007-Pendulum-v1-simpo-square-s2"
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--param", "agent.num_candidate=4,8"], "did you mean agent.num_candidates"),
+    (["--param", "agent.weighting=exp,nope"], "agent.weighting=nope"),
+    (["--param", "total_steps=100,-5"], "total_steps must be >= 0"),
+    (["--param", "run_dir=a,b"], "run_dir cannot be swept"),
+    (["--param", "seed"], "expected NAME=V1,V2"),
+    (["--study", "nope"], "unknown study 'nope'"),
+    (["--budget", "100", "--param", "seed=0,1"], "--budget and --vmap-seeds belong to --study"),
+    (["--study", "mujoco", "--algo", "sac"], "--algo and --env come from the study's cells"),
+    (["--resume", "--param", "seed=0"], "--resume takes only --out DIR"),
+    (["--resume"], "is not a started sweep"),
+    ([], "nothing to sweep"),
+    (["--param", "seed=0", "--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
+    (["--space", "SPACE"], "agent.actor_lr: loguniform needs [low, high]"),
+    (["--param", "seed=0", "--out", "FILE"], "is not an empty directory"),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, expected):
+    space, file = tmp_path / "space.yaml", tmp_path / "file"
+    space.write_text("agent.actor_lr: {loguniform: [0, 1.0e-3]}\n")
+    file.write_text("x")
+    args = [str(space) if a == "SPACE" else str(file) if a == "FILE" else a for a in args]
+    out = ["--out", str(tmp_path / "sweep")] if "--out" not in args else []
+    env = [] if "--study" in args or "--resume" in args else ["--env", "Pendulum-v1"]
+    assert main(["sweep", *out, *args, *env]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("simpo sweep: error:") and expected in err and "\n" not in err, err
+    assert not (tmp_path / "sweep").exists() and not ray.is_initialized()
