@@ -14,6 +14,8 @@ std (so a positive affine change of the reward or of Q changes nothing), then av
 - ``near_max``   the fraction of candidates within ``NEAR_MAX_EPS`` std of the max.
 - ``kurtosis``   E[z⁴] − 3: peakedness / tail weight.
 States whose candidates all have the same Q (std ≈ 0) count as perfectly flat (skew 0, gap 0, near_max 1).
+`advise` also reports ``reward_skew``, the skew of the (transformed) rewards in the warm-up buffer, for
+information only: the rule does not read it.
 
 **The rule** (`choose_scheme`, ONE jnp function used by `recommend` on the host and by ``--weighting auto``
 inside the jitted update): steep (skew > ``STEEP_SKEW`` = 0) → ``linear``, otherwise ``square``. The threshold 0 is
@@ -175,7 +177,16 @@ def advise(env: str, warmup_steps: int = 1000, train_steps: int = 1000, seed: in
     _, q = jax.jit(agent.candidates)(result.state, jax.random.fold_in(key, 1), states)
     # the KL target is for the N the weights will act on in training (the preset's), not the measuring N
     c = config.agent
-    return recommend(_host_stats(q), c.num_candidates, c.candidate_noise, reference_kl=c.temperature.kl_target)
+    stats = _host_stats(q)
+    rewards = np.asarray(result.buffer.reward)[: int(result.buffer.size)]
+    stats["reward_skew"] = _skew(rewards)  # information only: the rule reads the candidate-Q skew
+    return recommend(stats, c.num_candidates, c.candidate_noise, reference_kl=c.temperature.kl_target)
+
+
+def _skew(x: np.ndarray) -> float:
+    """E[z³] of a sample (0 for a constant one)."""
+    std = float(np.std(x))
+    return float(np.mean(((x - np.mean(x)) / std) ** 3)) if std > 1e-12 * max(1.0, float(np.max(np.abs(x)))) else 0.0
 
 
 def format_advice(advice: Advice, title: str) -> str:
