@@ -126,3 +126,21 @@ def test_aggregate_known_scores(tmp_path):
     assert "min–max over these runs (10.0…80.0)" in text and "÷ SAC@1M (9500" in text
     assert main(["study", "aggregate", str(tmp_path / "runs"), "--out", str(tmp_path / "res2"), "--reps", "20"]) == 0
     assert (tmp_path / "res2" / "results.json").is_file()
+
+
+def test_run_state(tmp_path):
+    from simpo.logger import to_jsonable
+    from simpo.study.runner import run_state
+    from simpo.train import run_config_dict
+
+    config = cells("reward-landscape", budget=100, seeds=[0], preset="fast")[0].config
+    run = tmp_path / "run"
+    assert run_state(run, config) == "fresh"
+    saved = {**to_jsonable(run_config_dict(config)), "a_field_added_later": 1, "progress": False}
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(saved))
+    assert run_state(run, config) == "fresh"  # same config, nothing evaluated or checkpointed yet
+    (run / "metrics.csv").write_text("env_step,eval_return_mean\n50,1.0\n100,2.0\n")
+    assert run_state(run, config) == "done"
+    (run / "config.json").write_text(json.dumps({**saved, "total_steps": 200}))
+    assert run_state(run, config) == "conflict"

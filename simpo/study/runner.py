@@ -25,8 +25,11 @@ from simpo.train import TrainConfig, check_run_dir, run_config_dict, train
 _IGNORED = ("run_dir", "progress", "overwrite", "track", "wandb_project")  # do not change what a run computes
 
 
-def _comparable(config: dict) -> dict:
-    return {k: v for k, v in to_jsonable(config).items() if k not in _IGNORED}
+def _same(saved, wanted) -> bool:
+    """Equal where both configs have a key (a field added to the code later does not orphan old runs)."""
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        return all(_same(saved[k], wanted[k]) for k in saved.keys() & wanted.keys() if k not in _IGNORED)
+    return saved == wanted
 
 
 def run_state(run_dir: Path, config: TrainConfig) -> str:
@@ -39,7 +42,7 @@ def run_state(run_dir: Path, config: TrainConfig) -> str:
         saved = read_config(run_dir)
     except (ValueError, OSError):
         return "conflict"
-    if _comparable(saved) != _comparable(run_config_dict(config)):
+    if not _same(saved, to_jsonable(run_config_dict(config))):
         return "conflict"
     try:
         steps, _ = load_run(run_dir)
