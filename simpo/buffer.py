@@ -38,8 +38,8 @@ class ReplayBuffer(NamedTuple):
 
     @property
     def capacity(self) -> int:
-        """Number of rows (static)."""
-        return self.reward.shape[0]
+        """Number of rows (static; also for a stack of buffers, one per seed)."""
+        return self.reward.shape[-1]
 
 
 def buffer_init(capacity: int, obs_dim: int, action_dim: int) -> ReplayBuffer:

@@ -85,18 +85,19 @@ def read_run_config(run_dir: Path):
         config = _build(TrainConfig, data)
     except (TypeError, AttributeError, ValueError) as err:
         raise ValueError(f"run directory {run_dir} has an invalid config.json ({err})") from None
-    if not (run_dir / "checkpoints").is_dir():
-        raise ValueError(f"run directory {run_dir} has no checkpoints/ (was training stopped before the first save?)")
+    for d in [run_dir / f"seed{s}" for s in config.seeds] or [run_dir]:  # a group of seeds: every seed's dir
+        if not (d / "checkpoints").is_dir():
+            raise ValueError(f"run directory {d} has no checkpoints/ (was training stopped before the first save?)")
     return config
 
 
-def restore_run(run_dir: Path, config, agent, obs_dim: int, action_dim: int):
-    """(agent state, replay buffer, metadata) of the newest readable checkpoint of a run."""
+def restore_run(run_dir: Path, config, agent, obs_dim: int, action_dim: int, step: int | None = None):
+    """(agent state, replay buffer, metadata) of checkpoint `step` of a run (default: the newest readable one)."""
     capacity = min(config.buffer_size, max(config.total_steps, 1))
     target = {"agent": agent.init(jax.random.PRNGKey(0)), "buffer": buffer_init(capacity, obs_dim, action_dim)}
     checkpointer = Checkpointer(run_dir)
     try:
-        restored, meta = checkpointer.restore(target=target)
+        restored, meta = checkpointer.restore(step, target=target)
     finally:
         checkpointer.close()
     return restored["agent"], restored["buffer"], meta
@@ -107,6 +108,8 @@ def load_run(run_dir: Path):
     from simpo.train import make_agent
 
     config = read_run_config(run_dir)
+    if config.seeds:
+        raise ValueError(f"{run_dir} holds {len(config.seeds)} seeds; name one of them, e.g. {Path(run_dir) / f'seed{config.seeds[0]}'}")
     env = make_env(config.env, config.seed, config.reward_transform, max_episode_steps=config.max_episode_steps)
     obs_dim, action_dim = env_spec(env)
     agent = make_agent(config, obs_dim, action_dim)

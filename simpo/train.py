@@ -6,15 +6,13 @@
 
 Every random draw comes from `jax.random.fold_in(key, env_step)`, so a run is a pure function of
 its config and seed. The run directory gets config.json, metrics.csv, TensorBoard events (tb/)
-and orbax checkpoints (checkpoints/).
+and orbax checkpoints (checkpoints/). With `--seeds`, S seeds train in one process: the agent
+states, replay buffers and NaN guards carry a leading seed axis, one jitted call acts and one
+updates for all seeds, and each seed writes its own run directory (simpo.rundir).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import importlib.util
-import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,15 +24,21 @@ import numpy as np
 
 from simpo.agents.sac import SAC, SACConfig
 from simpo.agents.simpo_agent import SiMPO, SiMPOConfig
-from simpo.buffer import ReplayBuffer, buffer_add, buffer_init, buffer_sample
-from simpo.checkpoint import Checkpointer
+from simpo.buffer import ReplayBuffer, buffer_add, buffer_init, buffer_sample, buffer_sample_many
+from simpo.checkpoint import CheckpointError, Checkpointer
 from simpo.envs import env_spec, make_env, step_transition
 from simpo.evaluation import eval_envs, evaluate, restore_run
+from simpo.guard import Guard, NonFiniteError, _guard, guard_init, guard_problem
 from simpo.logger import RunLogger, write_config
 from simpo.playground import OnDeviceConfig
 from simpo.presets import agent_config
 from simpo.progress import TrainingProgress
+from simpo.seedaxis import SeedAxis
+from simpo.rundir import check_run_dir, prepare_run_dir, run_config_dict, seed_configs
 from simpo.transforms import REWARD_TRANSFORMS
+
+__all__ = ["TrainConfig", "TrainResult", "NonFiniteError", "Guard", "default_config", "make_agent", "train",
+           "check_run_dir", "prepare_run_dir", "run_config_dict", "seed_configs"]
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,20 @@ class TrainConfig:
     algo: Literal["simpo", "dpmd", "qvpo", "sac"] = "simpo"
     preset: Literal["paper", "fast"] = "fast"
     seed: int = 0
+    seeds: tuple[int, ...] = ()
+    """Train several seeds in one process (--seeds 0 1 2 3 4; overrides --seed): the agent states are batched over
+    seeds and the envs stepped together. Writes one ordinary run directory per seed, RUN_DIR/seed{K}/."""
+    seed_batching: Literal["vmap", "map"] = "vmap"
+    """How --seeds share the jitted step. vmap: one batched program (fastest). map: the seeds one after another
+    inside the program, bit-identical to single-seed runs (vmap can differ from them in the last bits of a float,
+    because XLA sums a batched gradient in another order, and training then drifts apart)."""
     total_steps: int = 1_000_000
     """Env steps (not updates)."""
     warmup_steps: int = 5000
     """Uniform random actions, and no updates, for this many env steps."""
     batch_size: int = 256
+    updates_per_step: int = 1
+    """Updates per env step (UTD ratio). k > 1 samples the k batches at once and runs the k updates in one lax.scan."""
     buffer_size: int = 1_000_000
     eval_interval: int = 10_000
     eval_episodes: int = 10
@@ -63,7 +76,7 @@ class TrainConfig:
     """Reward transform by name (the reward-landscape study): see simpo.transforms."""
     max_episode_steps: int | None = None
     run_dir: Path | None = None
-    """Default: runs/ENV/ALGO-WEIGHTING-sSEED."""
+    """Default: runs/ENV/ALGO-WEIGHTING-sSEED (with --seeds: runs/ENV/ALGO-WEIGHTING-sA-B-C)."""
     overwrite: bool = False
     """Allow writing into a non-empty run directory (its contents are replaced)."""
     track: bool = False
@@ -83,7 +96,7 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("batch_size", "buffer_size", "eval_interval", "eval_episodes", "checkpoint_interval",
-                     "keep_checkpoints", "log_interval"):
+                     "keep_checkpoints", "log_interval", "updates_per_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size > self.buffer_size:
@@ -91,6 +104,8 @@ class TrainConfig:
         if self.reward_transform not in REWARD_TRANSFORMS:
             raise ValueError(f"unknown reward transform {self.reward_transform!r}; allowed: "
                              f"{', '.join(REWARD_TRANSFORMS)}")
+        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+            raise ValueError(f"seeds must be distinct non-negative integers, got {' '.join(map(str, self.seeds))}")
 
     @property
     def label(self) -> str:
@@ -98,7 +113,8 @@ class TrainConfig:
 
     @property
     def resolved_run_dir(self) -> Path:
-        return self.run_dir or Path("runs") / self.env.replace(":", "-") / f"{self.label}-s{self.seed}"
+        seeds = "-".join(map(str, self.seeds or (self.seed,)))
+        return self.run_dir or Path("runs") / self.env.replace(":", "-") / f"{self.label}-s{seeds}"
 
 
 def default_config(algo: str = "simpo", preset: str = "fast", env: str = TrainConfig.env) -> TrainConfig:
@@ -115,69 +131,10 @@ def make_agent(config: TrainConfig, obs_dim: int, action_dim: int) -> SiMPO | SA
     return SiMPO(config.agent, obs_dim, action_dim)
 
 
-def check_run_dir(config: TrainConfig) -> Path:
-    """Refuse (one-line ValueError, nothing written) a run directory that cannot be used: a file, a non-empty
-    directory without --overwrite, or a path that cannot be created or written; and --track without wandb."""
-    if config.track and importlib.util.find_spec("wandb") is None:
-        raise ValueError("--track needs Weights & Biases: pip install wandb (or drop --track)")
-    run_dir = config.resolved_run_dir
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"run directory {run_dir} exists and is not a directory; choose another --run-dir")
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not config.overwrite:
-        raise ValueError(f"run directory {run_dir} is not empty; pass --overwrite or choose another --run-dir")
-    # The nearest existing ancestor must be a writable directory (and the run dir's parent too, to replace it).
-    ancestor = run_dir if run_dir.is_dir() and not config.overwrite else run_dir.absolute().parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise ValueError(f"cannot create run directory {run_dir}: {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot create run directory {run_dir}: {ancestor} is not writable")
-    return run_dir
-
-
-def prepare_run_dir(config: TrainConfig) -> Path:
-    run_dir = check_run_dir(config)
-    try:
-        if run_dir.exists() and config.overwrite:
-            shutil.rmtree(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ValueError(f"cannot create run directory {run_dir}: {err.strerror or err}") from err
-    return run_dir
-
-
-def run_config_dict(config: TrainConfig) -> dict:
-    """config.json content: the agent config of the chosen algo only."""
-    d = dataclasses.asdict(config)
-    d.pop("sac" if config.algo != "sac" else "agent")
-    return d
-
-
 class TrainResult(NamedTuple):
     run_dir: Path
-    state: Any  # the final agent state
-    buffer: ReplayBuffer
-
-
-class NonFiniteError(RuntimeError):
-    """Training produced a NaN or an infinity; the run stopped and kept its last good checkpoint."""
-
-
-class Guard(NamedTuple):
-    """Device-side NaN guard: all updates finite so far; which quantities failed first, and when."""
-
-    healthy: jax.Array  # () bool
-    first_bad: jax.Array  # (len(metrics) + 1,) bool: sorted metric names, then the sampled rewards
-    first_bad_step: jax.Array  # () int32: the env step of the first non-finite update
-
-
-def _guard(guard: Guard, metrics: dict[str, jax.Array], batch, env_step) -> Guard:
-    finite = jnp.stack([jnp.all(jnp.isfinite(metrics[k])) for k in sorted(metrics)]
-                       + [jnp.all(jnp.isfinite(batch.reward))])
-    newly_bad = guard.healthy & ~jnp.all(finite)
-    return Guard(guard.healthy & jnp.all(finite), jnp.where(newly_bad, ~finite, guard.first_bad),
-                 jnp.where(newly_bad, env_step, guard.first_bad_step))
+    state: Any  # the final agent state (with --seeds: a leading seed axis on every leaf)
+    buffer: ReplayBuffer  # likewise
 
 
 def _seed(config: TrainConfig, env_step: int, stream: int) -> int:
@@ -185,128 +142,181 @@ def _seed(config: TrainConfig, env_step: int, stream: int) -> int:
     return (config.seed * 1_000_003 + env_step * 7 + stream) % 2**31
 
 
+def _restore(runs: list[TrainConfig], agent, obs_dim: int, action_dim: int):
+    """Per-seed agent states and buffers, and the metadata, of the newest checkpoint step every seed can read."""
+    if len(runs) == 1:
+        state, buffer, meta = restore_run(runs[0].resolved_run_dir, runs[0], agent, obs_dim, action_dim)
+        return [state], [buffer], meta
+    def saved(run_dir: Path) -> set[int]:
+        with Checkpointer(run_dir) as checkpointer:
+            return set(checkpointer.all_steps())
+
+    steps = set.intersection(*(saved(c.run_dir) for c in runs))
+    for step in sorted(steps, reverse=True):
+        try:
+            restored = [restore_run(c.run_dir, c, agent, obs_dim, action_dim, step=step) for c in runs]
+        except CheckpointError:
+            continue
+        return [r[0] for r in restored], [r[1] for r in restored], restored[0][2]
+    raise CheckpointError(f"the seeds in {runs[0].run_dir.parent} have no readable checkpoint step in common")
+
+
 def train(config: TrainConfig, resume: bool = False) -> TrainResult:
-    """Train one agent; returns the run directory and the final agent state and buffer.
+    """Train one agent, or one per seed of `config.seeds`; returns the run directory, final agent state and buffer.
 
     Exact resume (`resume=True` continues `config.resolved_run_dir` from its newest readable
-    checkpoint): a checkpoint holds the agent state (old policy, optimiser and temperature states
-    included) and the replay buffer. Everything else is a function of the seed and the env step:
-    JAX keys are `fold_in(key, env_step)`, warm-up actions come from `default_rng([seed, step])`,
-    evaluation envs are reset with seeds derived from the step, and **the training episode is ended
-    at every checkpoint** (a truncation: it bootstraps) and the env reset with a seed derived from
-    the step. A resumed run therefore reproduces the uninterrupted one exactly (timing columns aside),
-    and an env's internal state never needs to be serialised.
+    checkpoint, for all seeds of a group the newest step they share): a checkpoint holds the agent
+    state (old policy, optimiser and temperature states included) and the replay buffer. Everything
+    else is a function of the seed and the env step: JAX keys are `fold_in(key, env_step)`, warm-up
+    actions come from `default_rng([seed, step])`, evaluation envs are reset with seeds derived from
+    the step, and **the training episode is ended at every checkpoint** (a truncation: it bootstraps)
+    and the env reset with a seed derived from the step. A resumed run therefore reproduces the
+    uninterrupted one exactly (timing columns aside), and an env's internal state never needs to be
+    serialised.
 
-    NaN guard: every update also returns a device-side flag (all losses, Q-values, weight statistics
-    and sampled rewards finite), folded into one running flag that the host reads only every
-    `log_interval` steps and before each evaluation and checkpoint. Env rewards and observations are
-    checked on the host as they arrive. Either way the run stops with `NonFiniteError`, naming the
-    quantity and the step, and no checkpoint is written after the problem began.
+    NaN guard (simpo.guard): every update also returns a device-side flag, folded into one running
+    flag per seed that the host reads only every `log_interval` steps and before each evaluation and
+    checkpoint. Env rewards and observations are checked on the host as they arrive. Either way the
+    run stops with `NonFiniteError`, naming the quantity, the step (and the seed), and no checkpoint
+    is written after the problem began.
     """
     if config.debug_nans:
         jax.config.update("jax_debug_nans", True)
-    env = make_env(config.env, config.seed, config.reward_transform, max_episode_steps=config.max_episode_steps)
-    envs_for_eval = eval_envs(config, config.eval_episodes)
-    obs_dim, action_dim = env_spec(env)
+    runs = seed_configs(config)
+    envs = [make_env(c.env, c.seed, c.reward_transform, max_episode_steps=c.max_episode_steps) for c in runs]
+    envs_for_eval = [eval_envs(c, c.eval_episodes) for c in runs]
+    obs_dim, action_dim = env_spec(envs[0])
     agent = make_agent(config, obs_dim, action_dim)
-    key = jax.random.PRNGKey(config.seed)
-    k_init, k_act, k_update, k_best, k_single = jax.random.split(key, 5)
+    axis = SeedAxis(len(runs), config.seed_batching)
+    keys = axis.stack([jax.random.split(jax.random.PRNGKey(c.seed), 5) for c in runs])
+    k_init, k_act, k_update, k_best, k_single = (axis.stack([axis.slice(keys, i)[j] for i in range(len(runs))])
+                                                 for j in range(5))
+    capacity = min(config.buffer_size, max(config.total_steps, 1))
     if resume:
-        run_dir = config.resolved_run_dir
-        state, buffer, meta = restore_run(run_dir, config, agent, obs_dim, action_dim)
-        start_step = int(meta["env_step"])
+        states, buffers, meta = _restore(runs, agent, obs_dim, action_dim)
+        state, buffer, start_step = axis.stack(states), axis.stack(buffers), int(meta["env_step"])
     else:
-        run_dir = prepare_run_dir(config)
-        write_config(run_dir, run_config_dict(config))
-        state = agent.init(k_init)
-        buffer = buffer_init(min(config.buffer_size, max(config.total_steps, 1)), obs_dim, action_dim)
+        prepare_run_dir(config)
+        for c in [config, *runs] if config.seeds else runs:
+            c.resolved_run_dir.mkdir(exist_ok=True)
+            write_config(c.resolved_run_dir, run_config_dict(c))
+        state = axis.jit(agent.init)(k_init)
+        buffer = axis.stack([buffer_init(capacity, obs_dim, action_dim) for _ in runs])
         meta, start_step = {}, 0
-    act = jax.jit(agent.act, static_argnums=3)
+    act_one = jax.jit(agent.act, static_argnums=3)
+    act = axis.jit(lambda state, key, obs, step: agent.act(state, jax.random.fold_in(key, step), obs), shared=1)
+    add = axis.jit(buffer_add, donate_argnums=(0,))
+    k, B = config.updates_per_step, config.batch_size
 
-    def sampled_update(state, buffer: ReplayBuffer, key):
-        k_batch, k_agent = jax.random.split(key)
-        batch = buffer_sample(buffer, k_batch, config.batch_size)
-        return (*agent.update(state, batch, k_agent), batch)
+    def sampled_update(state, buffer: ReplayBuffer, key, guard, step):
+        """`k` updates on `k` batches sampled at once (a lax.scan when k > 1); the last update's metrics."""
+        k_batch, k_agent, env_step = *jax.random.split(jax.random.fold_in(key, step)), step + 1
+        if k == 1:
+            batch = buffer_sample(buffer, k_batch, B)
+            state, metrics = agent.update(state, batch, k_agent)
+            return state, metrics, _guard(guard, metrics, batch, env_step)
 
-    @jax.jit
-    def train_step(state, buffer: ReplayBuffer, key, guard, env_step):
-        state, metrics, batch = sampled_update(state, buffer, key)
-        return state, metrics, _guard(guard, metrics, batch, env_step)
+        def one(carry, xs):
+            state, guard = carry
+            state, metrics = agent.update(state, xs[0], xs[1])
+            return (state, _guard(guard, metrics, xs[0], env_step)), metrics
 
-    logger = RunLogger(run_dir, wandb_project=config.wandb_project if config.track else None)
+        batches = buffer_sample_many(buffer, k_batch, k, B)
+        (state, guard), metrics = jax.lax.scan(one, (state, guard), (batches, jax.random.split(k_agent, k)))
+        return state, jax.tree.map(lambda m: m[-1], metrics), guard
+
+    train_step = axis.jit(sampled_update, shared=1)
+    one_state, one_buffer = axis.slice(state, 0), axis.slice(buffer, 0)
+    metric_names = sorted(jax.eval_shape(lambda s, b, key: agent.update(s, buffer_sample(b, key, B), key)[1],
+                                         one_state, one_buffer, k_update[0]))
+    guard = axis.stack([guard_init(metric_names) for _ in runs])
+    loggers = [RunLogger(c.resolved_run_dir, wandb_project=config.wandb_project if config.track else None)
+               for c in runs]
+    checkpointers = [Checkpointer(c.resolved_run_dir, max_to_keep=config.keep_checkpoints) for c in runs]
     if resume:
-        logger.drop_rows_after(start_step)
-    checkpointer = Checkpointer(run_dir, max_to_keep=config.keep_checkpoints)
-    obs, _ = env.reset(seed=_seed(config, start_step, 0) if resume else config.seed)
+        for logger in loggers:
+            logger.drop_rows_after(start_step)
+    obs = np.stack([env.reset(seed=_seed(c, start_step, 0) if resume else c.seed)[0] for c, env in zip(runs, envs)])
     metrics: dict[str, Any] = {}
-    metric_names = sorted(jax.eval_shape(sampled_update, state, buffer, k_update)[1])
-    guard = Guard(jnp.asarray(True), jnp.zeros(len(metric_names) + 1, bool), jnp.asarray(-1, jnp.int32))
     start = time.perf_counter() - float(meta.get("wall_time_s", 0.0))  # resumed runs keep their clock
     train_time = float(meta.get("train_time_s", 0.0))
+    which = lambda i: f" (seed {runs[i].seed})" if config.seeds else ""  # noqa: E731
 
-    def stop(problem: str) -> NonFiniteError:
-        return NonFiniteError(f"{problem}; stopped. Last good checkpoint: step {checkpointer.latest_step()} "
-                              f"in {run_dir}")
+    def stop(problem: str, i: int) -> NonFiniteError:
+        return NonFiniteError(f"{problem}{which(i)}; stopped. Last good checkpoint: step "
+                              f"{checkpointers[i].latest_step()} in {runs[i].resolved_run_dir}")
 
     def check() -> None:
-        if not bool(guard.healthy):
-            bad = [n for n, b in zip([*metric_names, "sampled reward"], np.asarray(guard.first_bad)) if b]
-            raise stop(f"non-finite {', '.join(bad)} in the update at env step {int(guard.first_bad_step)}")
+        for i in range(len(runs)):
+            problem = guard_problem(axis.slice(guard, i), metric_names)
+            if problem:
+                raise stop(problem, i)
 
-    title = f"{config.label} on {config.env}"
+    title = f"{config.label} on {config.env}" + (f" x {len(runs)} seeds" if config.seeds else "")
     try:
         with TrainingProgress(config.total_steps, enabled=config.progress, title=title) as progress:
             progress.advance(start_step)
             for step in range(start_step, config.total_steps):
                 tick = time.perf_counter()
                 if step < config.warmup_steps:
-                    rng = np.random.default_rng([config.seed, step])
-                    action = rng.uniform(-1.0, 1.0, action_dim).astype(np.float32)
+                    actions = np.stack([np.random.default_rng([c.seed, step]).uniform(-1.0, 1.0, action_dim)
+                                        for c in runs]).astype(np.float32)
                 else:
-                    action = np.asarray(act(state, jax.random.fold_in(k_act, step), jnp.asarray(obs)))
+                    actions = np.stack(jax.device_get(act(state, k_act, axis.stack(list(obs)), step)))
                 env_step = step + 1
-                if not np.all(np.isfinite(action)):
-                    check()  # names the update quantity that went non-finite first
-                    raise stop(f"the policy produced a non-finite action at env step {env_step}")
-                transition, obs, _ = step_transition(env, obs, action)
-                if not (np.isfinite(transition.reward) and np.all(np.isfinite(transition.next_obs))):
-                    what = "reward" if not np.isfinite(transition.reward) else "observation"
-                    raise stop(f"the env returned a non-finite {what} at env step {env_step}")
-                buffer = buffer_add(buffer, *transition)
+                transitions = []
+                for i, env in enumerate(envs):
+                    if not np.all(np.isfinite(actions[i])):
+                        check()  # names the update quantity that went non-finite first
+                        raise stop(f"the policy produced a non-finite action at env step {env_step}", i)
+                    transition, obs[i], _ = step_transition(env, obs[i], actions[i])
+                    if not (np.isfinite(transition.reward) and np.all(np.isfinite(transition.next_obs))):
+                        what = "reward" if not np.isfinite(transition.reward) else "observation"
+                        raise stop(f"the env returned a non-finite {what} at env step {env_step}", i)
+                    transitions.append(transition)
+                buffer = add(buffer, *(axis.stack(list(xs)) for xs in zip(*transitions)))
                 # the buffer holds min(env_step, capacity) rows: known on the host, no device sync
-                if step >= config.warmup_steps and min(env_step, buffer.capacity) >= config.batch_size:
-                    state, metrics, guard = train_step(state, buffer, jax.random.fold_in(k_update, step), guard, env_step)
+                if step >= config.warmup_steps and min(env_step, capacity) >= B:
+                    state, metrics, guard = train_step(state, buffer, k_update, guard, step)
                 train_time += time.perf_counter() - tick
                 if metrics and env_step % config.log_interval == 0:
                     check()
-                    logger.log(env_step, {f"train/{k}": float(v) for k, v in metrics.items()})
+                    for i, logger in enumerate(loggers):
+                        logger.log(env_step, {f"train/{k}": float(v) for k, v in axis.slice(metrics, i).items()})
                 if env_step % config.eval_interval == 0 or env_step == config.total_steps:
                     check()
-                    eval_seed = _seed(config, env_step, 1)
-                    best = evaluate(state, envs_for_eval, jax.random.fold_in(k_best, env_step), "best_of_n", act,
-                                    eval_seed)
-                    single = evaluate(state, envs_for_eval, jax.random.fold_in(k_single, env_step), "single", act,
-                                      eval_seed)
-                    row = {
-                        "env_step": env_step,
-                        "wall_time_s": time.perf_counter() - start,
-                        "eval_return_mean": float(best.mean()),
-                        "eval_return_std": float(best.std()),
-                        "eval_return_single_mean": float(single.mean()),
-                        "eval_return_single_std": float(single.std()),
-                        "train_sps": env_step / max(train_time, 1e-9),
-                        **{k: float(v) for k, v in metrics.items()},
-                    }
-                    logger.log_row(row, also_scalars=True)
-                    progress.evaluated(row["eval_return_mean"], row["eval_return_single_mean"])
+                    means = []
+                    for i, c in enumerate(runs):
+                        returns = [evaluate(axis.slice(state, i), envs_for_eval[i], jax.random.fold_in(axis.slice(key, i), env_step),
+                                            mode, act_one, _seed(c, env_step, 1))
+                                   for key, mode in ((k_best, "best_of_n"), (k_single, "single"))]
+                        row = {
+                            "env_step": env_step,
+                            "wall_time_s": time.perf_counter() - start,
+                            "eval_return_mean": float(returns[0].mean()),
+                            "eval_return_std": float(returns[0].std()),
+                            "eval_return_single_mean": float(returns[1].mean()),
+                            "eval_return_single_std": float(returns[1].std()),
+                            "train_sps": env_step / max(train_time, 1e-9),
+                            **({k: float(v) for k, v in axis.slice(metrics, i).items()} if metrics else {}),
+                        }
+                        loggers[i].log_row(row, also_scalars=True)
+                        means.append((row["eval_return_mean"], row["eval_return_single_mean"]))
+                    progress.evaluated(*np.mean(means, axis=0))
                 if env_step % config.checkpoint_interval == 0 or env_step == config.total_steps:
                     check()
-                    checkpointer.save(env_step, {"agent": state, "buffer": buffer},
-                                      {"env_step": env_step, "wall_time_s": time.perf_counter() - start,
-                                       "train_time_s": train_time})
-                    obs, _ = env.reset(seed=_seed(config, env_step, 0))  # end the episode: exact resume
+                    info = {"env_step": env_step, "wall_time_s": time.perf_counter() - start,
+                            "train_time_s": train_time}
+                    for i, (c, env) in enumerate(zip(runs, envs)):
+                        checkpointers[i].save(env_step, {"agent": axis.slice(state, i),
+                                                         "buffer": axis.slice(buffer, i)}, info)
+                        obs[i], _ = env.reset(seed=_seed(c, env_step, 0))  # end the episode: exact resume
                 progress.advance(env_step)
     finally:
-        checkpointer.close()
-        logger.close()
-    return TrainResult(run_dir, state, buffer)
+        for closable in [*checkpointers, *loggers]:
+            closable.close()
+    if config.seeds:
+        state, buffer = (jax.tree.map(lambda *xs: jnp.stack(xs), *axis.unstack(t)) for t in (state, buffer))
+    else:
+        state, buffer = state[0], buffer[0]
+    return TrainResult(config.resolved_run_dir, state, buffer)
