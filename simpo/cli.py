@@ -2,6 +2,7 @@
 
     simpo train --env HalfCheetah-v5 --algo simpo --preset fast --weighting square --total-steps 100000
     simpo train --resume runs/HalfCheetah-v5/simpo-square-s0
+    simpo train --env HalfCheetah-v5 --seeds 0 1 2 3 4     # five seeds in one process: runs/.../simpo-exp-s0-1-2-3-4/seed{K}/
     simpo eval --run-dir runs/HalfCheetah-v5/simpo-square-s0
     simpo plot runs/HalfCheetah-v5 --out curves.png
     simpo bandit --landscape bad-region --seeds 0 1 2 3 4
@@ -75,7 +76,12 @@ def cmd_train(args: list[str]) -> int:
     defaults = default_config(known.algo, known.preset, known.env)
     config = parse_config(TrainConfig, args, "simpo train", default=defaults,
                           description="Train an agent online; every field below is a flag.")
-    result = train(config)
+    if config.env.startswith("playground:"):  # MuJoCo Playground: the whole loop on device
+        from simpo.ondevice import train_on_device
+
+        result = train_on_device(config)
+    else:
+        result = train(config)
     print(f"run directory: {result.run_dir}")
     return 0
 
