@@ -36,7 +36,7 @@ def test_grid_of_two_trials_gives_two_complete_runs_and_resumes_as_done(tmp_path
     rows = trials(out)
     assert sorted(r["algo"] for r in rows) == ["sac", "simpo"]
     for row in rows:
-        assert row["status"] == "done" and row["env_step"] == "300" and row["resumed_from"] == "0"
+        assert (row["status"], row["env_step"], row["resumed_from"], row["failures"]) == ("done", "300", "0", "0")
         assert [r["env_step"] for r in eval_rows(row["run_dir"])] == ["100", "200", "300"]
         assert (Path(row["run_dir"]) / "checkpoints" / "300").is_dir()
         assert Path(row["run_dir"]).parent == out / "runs"
@@ -56,8 +56,8 @@ def test_killed_trial_is_restored_from_its_checkpoint_and_matches_an_uninterrupt
     assert main(["sweep", "--param", "seed=0,0", "--out", str(out), "--total-steps", "400", *TINY]) == 0
     assert marker.exists()
     rows = sorted(trials(out), key=lambda r: r["resumed_from"])
-    assert [(r["status"], r["env_step"], r["resumed_from"]) for r in rows] == [("done", "400", "0"),
-                                                                                ("done", "400", "200")]
+    assert [(r["status"], r["env_step"], r["resumed_from"], r["failures"]) for r in rows] == [
+        ("done", "400", "0", "0"), ("done", "400", "200", "1")]
     straight, restored = (eval_rows(r["run_dir"]) for r in rows)
     assert [r["env_step"] for r in restored] == ["100", "200", "300", "400"]
     assert restored == straight  # exact resume: the same evaluations, metric for metric

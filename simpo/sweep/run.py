@@ -241,16 +241,17 @@ def run_sweep(config: SweepConfig) -> Path:
                                       grace_period=config.asha_grace or max(1, steps // 10))
         resources = {"cpu": config.cpus_per_trial, "gpu": config.gpus_per_trial}
         fn = tune.with_resources(tune.with_parameters(trainable, builder=builder), resources)
+        lines = _reporter()
         tuner = tune.Tuner.restore(str(out / "tune"), fn, resume_errored=True) if config.resume else tune.Tuner(
             fn, param_space=param_space,
             tune_config=tune.TuneConfig(metric="eval_return_mean", mode="max", num_samples=config.num_samples,
                                         scheduler=scheduler, trial_dirname_creator=lambda t: f"trial-{t.trial_id}"),
             run_config=tune.RunConfig(
-                name="tune", storage_path=str(out), verbose=0, callbacks=[_reporter()],
+                name="tune", storage_path=str(out), verbose=0, callbacks=[lines],
                 failure_config=tune.FailureConfig(max_failures=config.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
         results = tuner.fit()
-        summary = write_summary(results, builder, out)
+        summary = write_summary(results, builder, out, lines.failures)
     finally:
         if started:
             import ray
@@ -273,7 +274,7 @@ def _first(param_space: dict) -> dict:
                 else v.sample() if isinstance(v, Domain) else v) for k, v in param_space.items()}
 
 
-def write_summary(results, builder: TrialBuilder, out: Path) -> Path:
+def write_summary(results, builder: TrialBuilder, out: Path, failures: dict[str, int]) -> Path:
     """OUT/trials.csv (one row per trial: its parameters, final report and run dir), and OUT/study/
     (rliable tables and plots of OUT/runs by simpo.study.aggregate) when some trial evaluated."""
     rows = []
@@ -286,7 +287,8 @@ def write_summary(results, builder: TrialBuilder, out: Path) -> Path:
         rows.append({"trial": trial_id, "status": status, "env_step": step,
                      "eval_return_mean": metrics.get("eval_return_mean", ""),
                      "eval_return_single_mean": metrics.get("eval_return_single_mean", ""),
-                     "resumed_from": metrics.get("resumed_from", ""), "run_dir": str(config.run_dir),
+                     "resumed_from": metrics.get("resumed_from", ""), "failures": failures.get(trial_id, 0),
+                     "run_dir": str(config.run_dir),
                      **{k: v for k, v in result.config.items()}})
     rows.sort(key=lambda r: r["trial"])
     path = out / "trials.csv"

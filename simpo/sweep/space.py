@@ -138,6 +138,7 @@ class TrialBuilder:
             config = parse_config(TrainConfig, [*self.base_args, *tokens], "simpo sweep", default=default)
         except ValueError as err:
             raise ValueError(f"trial with {where}: {err}") from None
-        slug = re.sub(r"[^\w.-]+", "-", cell_name or f"{config.env}-{config.label}-s{config.seed}")
+        seeds = "-".join(map(str, config.seeds or (config.seed,)))
+        slug = re.sub(r"[^\w.-]+", "-", cell_name or f"{config.env}-{config.label}-s{seeds}")
         run_dir = self.out / "runs" / f"{trial_id.rsplit('_', 1)[-1]}-{slug}"
         return dataclasses.replace(config, run_dir=run_dir, overwrite=False, progress=False, track=False)

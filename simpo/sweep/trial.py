@@ -23,9 +23,8 @@ TRIAL_FILE = "simpo_trial.json"
 
 
 def _members(config) -> list[Path]:
-    """The run directories a trial writes: its run dir, or RUN_DIR/seed{K} when seeds are vmapped."""
-    seeds = getattr(config, "seeds", ())
-    return [config.run_dir / f"seed{k}" for k in seeds] if seeds else [config.run_dir]
+    """The run directories a trial writes: its run dir, or RUN_DIR/seed{K} with --seeds (simpo.rundir)."""
+    return [config.run_dir / f"seed{k}" for k in config.seeds] if config.seeds else [config.run_dir]
 
 
 def _rows(run_dir: Path) -> dict[int, dict[str, float]]:
