@@ -135,9 +135,14 @@ def step_envs(env, envs: EnvBatch, action: jax.Array, key: jax.Array, episode_le
     ended = terminated | (t >= episode_length)
 
     def restart(state):
-        fresh = jax.vmap(env.reset)(jax.random.split(key, ended.shape[0]))
-        pick = lambda a, b: jnp.where(ended.reshape(-1, *([1] * (a.ndim - 1))), a, b)  # noqa: E731
-        return jax.tree.map(pick, fresh, state)
+        n = ended.shape[0]
+        fresh = jax.vmap(env.reset)(jax.random.split(key, n))
+        one = jax.eval_shape(env.reset, key)  # a leaf is per-env iff its shape is (n, *one's shape)
+
+        def pick(a, b, s):  # MJX-warp states also hold leaves that vmap leaves unbatched: keep those
+            return jnp.where(ended.reshape(-1, *([1] * (a.ndim - 1))), a, b) if a.shape == (n, *s.shape) else b
+
+        return jax.tree.map(pick, fresh, state, one)
 
     state = jax.lax.cond(ended.any(), restart, lambda s: s, nxt)
     result = StepResult(envs.state.obs, nxt.reward, nxt.obs, terminated.astype(jnp.float32), ended)
