@@ -236,7 +236,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     if resume:
         for logger in loggers:
             logger.drop_rows_after(start_step)
-    obs = np.stack([env.reset(seed=_seed(c, start_step, 0) if resume else c.seed)[0] for c, env in zip(runs, envs)])
+    obs = [env.reset(seed=_seed(c, start_step, 0) if resume else c.seed)[0] for c, env in zip(runs, envs)]
     metrics: dict[str, Any] = {}
     start = time.perf_counter() - float(meta.get("wall_time_s", 0.0))  # resumed runs keep their clock
     train_time = float(meta.get("train_time_s", 0.0))
@@ -262,7 +262,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
                     actions = np.stack([np.random.default_rng([c.seed, step]).uniform(-1.0, 1.0, action_dim)
                                         for c in runs]).astype(np.float32)
                 else:
-                    actions = np.stack(jax.device_get(act(state, k_act, axis.stack(list(obs)), step)))
+                    actions = np.stack(jax.device_get(act(state, k_act, axis.stack(obs), step)))
                 env_step = step + 1
                 transitions = []
                 for i, env in enumerate(envs):
