@@ -203,7 +203,8 @@ def _reporter():
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             r = trial.last_result or {}
-            print(f"trial {trial.trial_id}: done at env step {r.get('env_step', 0):.0f}, "
+            how = "done" if r.get("env_step", 0) >= r.get("total_steps", 0) else "stopped early"
+            print(f"trial {trial.trial_id}: {how} at env step {r.get('env_step', 0):.0f}, "
                   f"eval_return_mean {r.get('eval_return_mean', float('nan')):.1f}", flush=True)
 
     return Lines()

@@ -94,7 +94,7 @@ def trainable(params: dict[str, Any], builder: TrialBuilder) -> None:
             due = step % config.checkpoint_interval == 0 or step == config.total_steps
             if running and due and step not in saved:
                 break  # this eval's checkpoint is being written: report them together
-            metrics = {**rows[step], "env_step": step, "resumed_from": start}
+            metrics = {**rows[step], "env_step": step, "total_steps": config.total_steps, "resumed_from": start}
             newer = [s for s in saved if checkpointed < s <= step]
             if newer:
                 checkpointed = max(newer)
