@@ -91,10 +91,12 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
-    for name in args.configs:
-        row = measure(name, args)
-        print(row, flush=True)
-        rows.append(row)
+    for name in args.configs:  # the report is rewritten after each config, so a cut-off run keeps what it measured
+        rows.append(measure(name, args))
+        write_report(report(rows, args), args.out)
+
+
+def report(rows: list[dict], args) -> list[str]:
     on_gpu = jax.default_backend() == "gpu"
     lines = [
         "# On-device loop (MuJoCo Playground / MJX): env steps/s, updates/s, projected wall-clock",
@@ -117,7 +119,8 @@ def main() -> None:
         lines.append(f"| {r['config']} | {r['E']} | {r['U']} | {r['compile_s']:.1f} | {r['sps']:,.1f} | "
                      f"{r['ups']:,.1f} | {r['eval_s']['best_of_n']:.2f} | {r['eval_s']['single']:.2f} | "
                      f"{r['hours']:,.1f} h |")
-    write_report(lines, args.out)
+    missing = [c for c in args.configs if c not in {r["config"] for r in rows}]
+    return lines + (["", f"Not measured yet in this run: {', '.join(missing)}."] if missing else [])
 
 
 if __name__ == "__main__":
