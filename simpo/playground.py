@@ -20,6 +20,7 @@ simpo.train can import it without importing the training loop.
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, NamedTuple
 
@@ -63,7 +64,9 @@ def _suite():
     except ImportError:
         pass
     try:
-        from mujoco_playground import dm_control_suite
+        with warnings.catch_warnings():  # brax imports jaxopt, which announces its end of maintenance
+            warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning)
+            from mujoco_playground import dm_control_suite
     except ImportError:
         raise ValueError(f"playground: envs need MuJoCo Playground: {INSTALL_HINT}") from None
     quiet_mujoco_warnings()
