@@ -5,7 +5,7 @@
 The same steps as the host loop (simpo.train), E envs at a time (`--ondevice.num-envs`), with no host round trip:
 
     one scan iteration: act (uniform in [-1, 1] during warm-up, else one policy sample per env) → step the E envs
-    (auto-reset) → add E rows to the replay buffer → `updates_per_iteration` updates (default E: one per env step)
+    (auto-reset) → add E rows to the replay buffer → `updates_per_iteration` updates (default E × updates_per_step)
 
 A chunk of training, up to the next evaluation or checkpoint, is one call of one jitted function (a `lax.scan`
 over its iterations; equal-length chunks reuse one compilation). The host runs only between chunks: evaluation in
@@ -109,7 +109,7 @@ def build_loop(config: TrainConfig) -> Loop:
     transform = jax_reward_transform(config.reward_transform)
     episode_length = config.max_episode_steps or default_episode_length(config.env)
     n_envs = config.ondevice.num_envs
-    n_updates = config.ondevice.updates_per_iteration or n_envs
+    n_updates = config.ondevice.updates_per_iteration or n_envs * config.updates_per_step
     obs_dim, action_dim = int(env.observation_size), int(env.action_size)
     agent = make_agent(config, obs_dim, action_dim)
 

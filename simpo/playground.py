@@ -43,7 +43,7 @@ class OnDeviceConfig:
     """E envs stepped in batch: one scan iteration is E env steps. 1 suits a CPU; use hundreds on a GPU. Must
     divide total_steps, eval_interval and checkpoint_interval."""
     updates_per_iteration: int = 0
-    """Agent updates per scan iteration; 0 means num_envs (one update per env step, as the host loop)."""
+    """Agent updates per scan iteration; 0 means num_envs x updates_per_step (the host loop's ratio)."""
     impl: Literal["auto", "jax", "warp"] = "auto"
     """MJX backend: auto is Playground's default for the env (warp for the DM Control suite)."""
 
