@@ -1,5 +1,6 @@
 """Several seeds in one process (`--seeds`): per-seed results against single-seed runs, layout, resume."""
 
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -8,9 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from test_resume import TIMING_COLUMNS, final, flags, same
+from test_resume import TIMING_COLUMNS, flags, same
 from test_train import read_rows, tiny
 
+from simpo.evaluation import read_run_config
 from simpo.train import train
 
 SEEDS = (3, 5)
@@ -70,23 +72,20 @@ def test_seed_group_layout_and_errors(tmp_path):
 
 def test_killed_seed_group_resumes_bit_exact(tmp_path):
     """A group whose seeds were saved at different steps when it died resumes from the newest common step."""
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    args = ["--seeds", "0", "1", "--seed-batching", "map"]
-    for run in (straight, killed):
-        done = subprocess.run([sys.executable, "-m", "simpo.cli", "train", *flags("simpo", run), *args],
-                              capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stderr
-    # simulate a crash while saving: seed 1 lost its checkpoints after step 300, seed 0 after step 400
-    for seed, keep in ((0, 400), (1, 300)):
-        for p in (killed / f"seed{seed}" / "checkpoints").iterdir():
+    config = tiny("simpo", "Pendulum-v1", tmp_path / "straight", seeds=(0, 1), seed_batching="map", total_steps=400,
+                  checkpoint_interval=100, keep_checkpoints=10)
+    straight = train(config)
+    killed = dataclasses.replace(config, run_dir=tmp_path / "killed")
+    train(killed)
+    # simulate a crash while saving: seed 1 lost its checkpoints after step 200, seed 0 after step 300
+    for seed, keep in ((0, 300), (1, 200)):
+        for p in (tmp_path / "killed" / f"seed{seed}" / "checkpoints").iterdir():
             if p.name.isdigit() and int(p.name) > keep:
                 shutil.rmtree(p)
-    resumed = subprocess.run([sys.executable, "-m", "simpo.cli", "train", "--resume", str(killed), "--no-progress"],
-                             capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = train(dataclasses.replace(read_run_config(tmp_path / "killed"), run_dir=tmp_path / "killed"), resume=True)
+    assert same((straight.state, straight.buffer), (resumed.state, resumed.buffer))
     for seed in (0, 1):
-        a, b = final(straight / f"seed{seed}"), final(killed / f"seed{seed}")
-        assert same(a[:2], b[:2]) and a[2] == b[2] == 500 and a[3] == b[3]
+        assert strip(read_rows(tmp_path / "straight" / f"seed{seed}")) == strip(read_rows(tmp_path / "killed" / f"seed{seed}"))
 
 
 def test_updates_per_step_runs_k_updates(tmp_path):

@@ -60,8 +60,11 @@ def _say(text: str) -> None:
 
 def _train_cell(config: TrainConfig, cell_dir: Path, seeds: tuple[int, ...], states: dict[int, str],
                 progress: bool = True) -> None:
-    """Train every seed of one cell into cell_dir/seed{K}/, one after another (to be switched to the
-    multi-seed `TrainConfig.seeds` of simpo.train once it exists: same layout)."""
+    """Train every seed of one cell into cell_dir/seed{K}/: all in one process (`TrainConfig.seeds`, vmapped)
+    when none has started, else seed by seed (finished ones skipped, started ones resumed)."""
+    if len(seeds) > 1 and all(states[k] == "fresh" for k in seeds):
+        train(dataclasses.replace(config, seeds=tuple(seeds), run_dir=cell_dir, progress=progress, overwrite=True))
+        return
     for k in seeds:
         run = dataclasses.replace(config, seed=k, run_dir=cell_dir / f"seed{k}", progress=progress, overwrite=True)
         if states[k] == "done":
