@@ -53,10 +53,11 @@ class TrainConfig:
     seeds: tuple[int, ...] = ()
     """Train several seeds in one process (--seeds 0 1 2 3 4; overrides --seed): the agent states are batched over
     seeds and the envs stepped together. Writes one ordinary run directory per seed, RUN_DIR/seed{K}/."""
-    seed_batching: Literal["vmap", "map"] = "vmap"
-    """How --seeds share the jitted step. vmap: one batched program (fastest). map: the seeds one after another
-    inside the program, bit-identical to single-seed runs (vmap can differ from them in the last bits of a float,
-    because XLA sums a batched gradient in another order, and training then drifts apart)."""
+    seed_batching: Literal["map", "vmap"] = "map"
+    """How --seeds share the jitted step. map: the one-seed program per seed, bit-identical to single-seed runs.
+    vmap (experimental): one batched program; it differs from single runs in the last bits of a float (XLA sums a
+    batched gradient in another order, then training drifts apart), and with the `fast` preset on HalfCheetah it
+    hung inside XLA's CPU runtime in this project's tests of it (tiny networks ran fine)."""
     total_steps: int = 1_000_000
     """Env steps (not updates)."""
     warmup_steps: int = 5000
@@ -200,7 +201,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         for c in [config, *runs] if config.seeds else runs:
             c.resolved_run_dir.mkdir(exist_ok=True)
             write_config(c.resolved_run_dir, run_config_dict(c))
-        state = axis.jit(agent.init)(k_init)
+        init = jax.jit(agent.init)  # per seed (as a single run does): XLA CPU hung on a vmapped init
+        state = axis.stack([init(axis.slice(k_init, i)) for i in range(len(runs))])
         buffer = axis.stack([buffer_init(capacity, obs_dim, action_dim) for _ in runs])
         meta, start_step = {}, 0
     act_one = jax.jit(agent.act, static_argnums=3)

@@ -43,7 +43,7 @@ def test_map_batching_is_bit_identical_to_single_seed_runs(tmp_path, singles):
 def test_vmap_batching_matches_single_seed_runs_up_to_rounding(tmp_path, singles):
     """vmap lets XLA sum batched gradients in another order: equal until the first update, then close."""
     algo, single = singles
-    result = train(tiny(algo, "Pendulum-v1", tmp_path / "group", seeds=SEEDS))
+    result = train(tiny(algo, "Pendulum-v1", tmp_path / "group", seeds=SEEDS, seed_batching="vmap"))
     for i, s in enumerate(SEEDS):
         buffer, ref = jax.tree.map(lambda x: x[i], result.buffer), single[s].buffer
         warmup = 100  # identical transitions: uniform actions from (seed, step), the same env resets

@@ -60,7 +60,7 @@ def _say(text: str) -> None:
 
 def _train_cell(config: TrainConfig, cell_dir: Path, seeds: tuple[int, ...], states: dict[int, str],
                 progress: bool = True) -> None:
-    """Train every seed of one cell into cell_dir/seed{K}/: all in one process (`TrainConfig.seeds`, vmapped)
+    """Train every seed of one cell into cell_dir/seed{K}/: all in one process (`TrainConfig.seeds`)
     when none has started, else seed by seed (finished ones skipped, started ones resumed)."""
     if len(seeds) > 1 and all(states[k] == "fresh" for k in seeds):
         train(dataclasses.replace(config, seeds=tuple(seeds), run_dir=cell_dir, progress=progress, overwrite=True))
