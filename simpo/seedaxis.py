@@ -17,6 +17,11 @@ import jax
 import jax.numpy as jnp
 
 
+def stack_trees(trees: list) -> Any:
+    """Per-seed pytrees → one pytree with a leading seed axis."""
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
 class SeedAxis:
     """`axis.jit(fn, shared=k)` turns a one-seed function into one over all seeds (its last `k` arguments
     are shared by all seeds); `axis.stack` / `axis.slice` convert between the held form and single seeds."""
@@ -41,7 +46,7 @@ class SeedAxis:
 
     def stack(self, trees: list) -> Any:
         """Per-seed pytrees → the held form."""
-        return jax.tree.map(lambda *xs: jnp.stack(xs), *trees) if self.stacked else list(trees)
+        return stack_trees(trees) if self.stacked else list(trees)
 
     def slice(self, tree: Any, i: int) -> Any:
         """Seed `i` of a held pytree."""

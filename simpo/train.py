@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from simpo.agents.sac import SAC, SACConfig
@@ -33,8 +32,8 @@ from simpo.logger import RunLogger, write_config
 from simpo.playground import OnDeviceConfig
 from simpo.presets import agent_config
 from simpo.progress import TrainingProgress
-from simpo.seedaxis import SeedAxis
 from simpo.rundir import check_run_dir, prepare_run_dir, run_config_dict, seed_configs
+from simpo.seedaxis import SeedAxis, stack_trees
 from simpo.transforms import REWARD_TRANSFORMS
 
 __all__ = ["TrainConfig", "TrainResult", "NonFiniteError", "Guard", "default_config", "make_agent", "train",
@@ -189,9 +188,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     obs_dim, action_dim = env_spec(envs[0])
     agent = make_agent(config, obs_dim, action_dim)
     axis = SeedAxis(len(runs), config.seed_batching)
-    keys = axis.stack([jax.random.split(jax.random.PRNGKey(c.seed), 5) for c in runs])
-    k_init, k_act, k_update, k_best, k_single = (axis.stack([axis.slice(keys, i)[j] for i in range(len(runs))])
-                                                 for j in range(5))
+    keys = [jax.random.split(jax.random.PRNGKey(c.seed), 5) for c in runs]
+    k_init, k_act, k_update, k_best, k_single = (axis.stack([k[j] for k in keys]) for j in range(5))
     capacity = min(config.buffer_size, max(config.total_steps, 1))
     if resume:
         states, buffers, meta = _restore(runs, agent, obs_dim, action_dim)
@@ -318,7 +316,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         for closable in [*checkpointers, *loggers]:
             closable.close()
     if config.seeds:
-        state, buffer = (jax.tree.map(lambda *xs: jnp.stack(xs), *axis.unstack(t)) for t in (state, buffer))
+        state, buffer = (stack_trees(axis.unstack(t)) for t in (state, buffer))
     else:
         state, buffer = state[0], buffer[0]
     return TrainResult(config.resolved_run_dir, state, buffer)
