@@ -3,8 +3,8 @@
     python benchmarks/seeds.py [--env HalfCheetah-v5] [--algo simpo] [--seeds 5] [--steps 3000] [--warmup 1000]
 
 Three ways to train S seeds for the same number of env steps, each a real `simpo train` subprocess (or S of them):
-one process with `--seeds` (map batching; vmap is left out: it hung inside XLA's CPU runtime with this preset),
-S single-seed processes started together, and one single-seed process alone (the per-seed reference). Reports the wall-clock (start-up and compile included)
+one process with `--seeds` (map batching, then vmap batching), S single-seed processes started together, and one
+single-seed process alone (the per-seed reference). Reports the wall-clock (start-up and compile included)
 and the training loop's env steps/s from metrics.csv (`train_sps`, per seed; × S for the total).
 """
 
@@ -61,6 +61,7 @@ def main() -> None:
     source, seeds, root = provenance(), list(range(args.seeds)), args.root
     ways = {
         "one process, --seeds (map)": [cmd(args, root / "map", seeds, "map")],
+        "one process, --seeds (vmap)": [cmd(args, root / "vmap", seeds, "vmap")],
         f"{args.seeds} single-seed processes at once": [cmd(args, root / f"alone{s}", [s]) for s in seeds],
         "1 single-seed process (1 seed only)": [cmd(args, root / "single", [0])],
     }

@@ -7,6 +7,7 @@ time embedding followed by a 2-layer mish MLP, and a condition embedding MLP(128
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Sequence
 
 import flax.linen as nn
@@ -47,8 +48,20 @@ def get_activation(activation: str | Callable[[jax.Array], jax.Array]) -> Callab
 
 
 def _kernel_init():
-    # The authors' default: orthogonal(√2) kernels, zero biases.
-    return nn.initializers.orthogonal(jnp.sqrt(2.0))
+    """The authors' default: orthogonal(√2) kernels (zero biases), with the QR done one matrix at a time.
+
+    Under ``vmap`` (the critic ensemble, stacked seeds) the QR would become one batched LAPACK call, which
+    jaxlib splits over XLA's CPU thread pool and then waits for. Two such calls running at once can occupy
+    every pool thread while they wait for each other's work: on a 2-core CPU, a vmapped init deadlocked
+    (gdb: ``jax::ParallelBatchMap`` / ``BlockingCounter::Wait`` inside ``lapack_sgeqrf_ffi`` on both pool
+    threads). ``sequential_vmap`` turns the batch into a loop of single QRs: the same values, bit for bit.
+    """
+    orthogonal = nn.initializers.orthogonal(math.sqrt(2.0))  # a Python float: the loop body closes over no tracer
+
+    def init(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
+        return jax.custom_batching.sequential_vmap(lambda k: orthogonal(k, shape, dtype))(key)
+
+    return init
 
 
 class LearnableFourierEmbedding(nn.Module):

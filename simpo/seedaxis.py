@@ -5,8 +5,9 @@ one batched program: the fastest. `map` keeps a list of per-seed pytrees and cal
 for each: bit-identical to single-seed runs (one seed is always held this way). Under vmap, XLA sums a batched
 gradient in another order than the one-seed program, so results agree only to the last bits of a float; RL
 training then drifts apart. XLA's `lax.map` is no way out: it peels loop iterations and compiles them differently.
-With the `fast` preset on HalfCheetah, vmapped programs (even `vmap(agent.init)`) hung inside XLA's CPU runtime on
-this project's 2-core machine, all threads waiting on a futex; so `map` is the default and vmap experimental.
+vmapped programs used to hang on a 2-core CPU: the orthogonal init's QR became one batched LAPACK call, which
+deadlocks XLA's CPU thread pool when two run at once (fixed in `simpo.networks._kernel_init`). On that CPU vmap
+is also slower than map (docs/benchmarks/seeds.md), so `map` is the default and vmap is opt-in.
 """
 
 from __future__ import annotations

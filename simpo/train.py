@@ -54,9 +54,9 @@ class TrainConfig:
     seeds and the envs stepped together. Writes one ordinary run directory per seed, RUN_DIR/seed{K}/."""
     seed_batching: Literal["map", "vmap"] = "map"
     """How --seeds share the jitted step. map: the one-seed program per seed, bit-identical to single-seed runs.
-    vmap (experimental): one batched program; it differs from single runs in the last bits of a float (XLA sums a
-    batched gradient in another order, then training drifts apart), and with the `fast` preset on HalfCheetah it
-    hung inside XLA's CPU runtime in this project's tests of it (tiny networks ran fine)."""
+    vmap: one batched program; it differs from single runs in the last bits of a float (XLA sums a batched gradient
+    in another order, then training drifts apart), and on a 2-core CPU it ran slower than map
+    (docs/benchmarks/seeds.md)."""
     total_steps: int = 1_000_000
     """Env steps (not updates)."""
     warmup_steps: int = 5000
@@ -199,7 +199,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         for c in [config, *runs] if config.seeds else runs:
             c.resolved_run_dir.mkdir(exist_ok=True)
             write_config(c.resolved_run_dir, run_config_dict(c))
-        init = jax.jit(agent.init)  # per seed (as a single run does): XLA CPU hung on a vmapped init
+        init = jax.jit(agent.init)  # per seed, as a single run does: the same initial weights under vmap too
         state = axis.stack([init(axis.slice(k_init, i)) for i in range(len(runs))])
         buffer = axis.stack([buffer_init(capacity, obs_dim, action_dim) for _ in runs])
         meta, start_step = {}, 0

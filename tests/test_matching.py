@@ -274,3 +274,18 @@ def test_mish_matches_its_definition():
     grad = jax.grad(lambda v: mish(v).sum())(x)
     np.testing.assert_allclose(grad, jax.grad(lambda v: (v * jnp.tanh(jax.nn.softplus(v))).sum())(x), atol=2e-5)
     assert bool(jnp.all(jnp.isfinite(grad)))
+
+
+def test_vmapped_orthogonal_init_runs_one_qr_at_a_time_with_unchanged_values():
+    """A batched QR under vmap (critic ensemble, stacked seeds) deadlocked XLA's 2-thread CPU pool; the kernel
+    init must lower to unbatched QRs and give flax's orthogonal(√2) values bit for bit."""
+    import flax.linen as nn
+
+    from simpo.networks import _kernel_init
+
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
+    batched = jax.vmap(lambda k: _kernel_init()(k, (8, 4)))
+    qr_shapes = [line.split("=")[0] for line in str(jax.make_jaxpr(batched)(keys)).splitlines() if "= qr[" in line]
+    assert qr_shapes and all("f32[3," not in s for s in qr_shapes), qr_shapes
+    reference = nn.initializers.orthogonal(jnp.sqrt(2.0))
+    np.testing.assert_array_equal(jax.jit(batched)(keys), jnp.stack([reference(k, (8, 4)) for k in keys]))

@@ -128,6 +128,23 @@ def test_aggregate_known_scores(tmp_path):
     assert (tmp_path / "res2" / "results.json").is_file()
 
 
+def test_aggregate_keeps_runs_that_differ_in_a_setting_apart(tmp_path):
+    """Sweep trials of one algo with other hyperparameters are different experiments, not seeds of one."""
+    for seed in range(2):
+        for lr, final in ((0.001, 10.0 + seed), (0.0003, 90.0 + seed)):
+            path = tmp_path / "runs" / f"lr{lr}-s{seed}"
+            _fake_run(path, "Foo-v0", "simpo", "exp", seed, final)
+            config = json.loads((path / "config.json").read_text())
+            config["agent"]["actor_lr"] = lr
+            config["run_dir"] = str(path)  # bookkeeping: differs per run, splits nothing
+            (path / "config.json").write_text(json.dumps(config))
+    data = json.loads((aggregate(tmp_path / "runs", tmp_path / "res", reps=20) / "results.json").read_text())
+    foo = data["per_task"]["Foo-v0"]
+    assert sorted(foo) == ["simpo-exp[actor_lr=0.0003]", "simpo-exp[actor_lr=0.001]"]
+    assert foo["simpo-exp[actor_lr=0.001]"]["returns"] == [10.0, 11.0]
+    assert foo["simpo-exp[actor_lr=0.0003]"]["seeds"] == [0, 1]
+
+
 def test_run_state(tmp_path):
     from simpo.logger import to_jsonable
     from simpo.study.runner import run_state

@@ -1,7 +1,9 @@
 """Aggregate any tree of run directories into one results file, with rliable statistics (issue 6).
 
 A run directory is a folder with config.json and metrics.csv. Runs are grouped by (env, reward transform,
-label) where the label is `simpo.study.specs.run_label` (``simpo-square``, ``dpmd-exp``, ``sac``...). A run's score
+label) where the label is `simpo.study.specs.run_label` (``simpo-square``, ``dpmd-exp``, ``sac``...), extended by
+every other setting that differs inside such a group (``simpo-exp[num_candidates=8]``, e.g. the trials of a
+hyperparameter sweep): only runs that differ in their seed and bookkeeping (`BOOKKEEPING`) are pooled. A run's score
 is its last evaluation's best-of-N return (`eval_return_mean`, the authors' protocol); the single-sample return
 is reported beside it (SPEC §9).
 
@@ -13,6 +15,8 @@ runs being aggregated (score = (return − min) / (max − min)). The table says
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,10 @@ from simpo.study.specs import run_label
 SAC_REFERENCE = {"HalfCheetah-v5": 9500.0, "Hopper-v5": 2300.0, "Walker2d-v5": 3600.0, "Ant-v5": 4600.0}
 PAPER_SIMPO = {"HalfCheetah-v5": 13900.0, "Hopper-v5": 3000.0, "Ant-v5": 5980.0, "Humanoid-v5": 5470.0,
                "Swimmer-v5": 69.0}
+# Config fields that change neither what a run learns nor how its score is measured.
+BOOKKEEPING = frozenset({"seed", "seeds", "seed_batching", "run_dir", "overwrite", "progress", "track",
+                         "wandb_project", "checkpoint_interval", "keep_checkpoints", "log_interval", "eval_interval",
+                         "debug_nans"})
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,8 @@ class RunScore:
     total_steps: int
     ret: float
     single: float
+    settings: tuple[tuple[str, str], ...] = ()
+    """Every non-bookkeeping config field, flattened (``agent.policy.steps``) with its JSON value."""
 
     @property
     def task(self) -> str:
@@ -60,6 +70,35 @@ def label_of(config: dict) -> str:
     return run_label(config.get("algo", "?"), agent.get("weighting", "?"), agent)
 
 
+def settings_of(config: dict, prefix: str = "") -> tuple[tuple[str, str], ...]:
+    """The config flattened to sorted (dotted key, JSON value) pairs, without `BOOKKEEPING` fields."""
+    out = []
+    for key, value in config.items():
+        if not prefix and key in BOOKKEEPING:
+            continue
+        if isinstance(value, dict):
+            out.extend(settings_of(value, f"{prefix}{key}."))
+        else:
+            out.append((prefix + key, json.dumps(value, separators=(",", ":"))))
+    return tuple(sorted(out))
+
+
+def distinguish(scores: list[RunScore]) -> list[RunScore]:
+    """Extend the labels of runs that share (env, transform, label) but differ in other settings by those
+    settings, e.g. ``simpo-exp[actor_lr=0.001,num_candidates=8]``: such runs are different experiments."""
+    groups: dict = defaultdict(list)
+    for s in scores:
+        groups[(s.env, s.reward_transform, s.label)].append(s)
+    out = []
+    for group in groups.values():
+        values = [dict(s.settings) for s in group]
+        varying = sorted(k for k in set().union(*values) if len({v.get(k) for v in values}) > 1)
+        for s, v in zip(group, values):
+            shown = ",".join(f"{k.removeprefix('agent.')}={v.get(k, '-')}" for k in varying)
+            out.append(dataclasses.replace(s, label=f"{s.label}[{shown}]") if varying else s)
+    return out
+
+
 def score_run(run_dir: Path) -> RunScore | None:
     """The run's final scores; None for a run with no evaluation yet."""
     config = read_config(run_dir)
@@ -70,7 +109,7 @@ def score_run(run_dir: Path) -> RunScore | None:
         return None
     return RunScore(run_dir, config.get("env", "?"), config.get("reward_transform", "none"), label_of(config),
                     int(config.get("seed", 0)), int(steps[-1]), int(config.get("total_steps", steps[-1])),
-                    float(returns[-1]), float(single[-1]))
+                    float(returns[-1]), float(single[-1]), settings_of(config))
 
 
 def group_runs(scores: list[RunScore]) -> dict[tuple[str, str], dict[str, list[RunScore]]]:
@@ -160,7 +199,7 @@ def aggregate(root: Path, out_dir: Path, reps: int = 2000, title: str | None = N
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir} exists and is not a directory")
     runs = find_runs(root)
-    scores = [s for s in map(score_run, runs) if s is not None]
+    scores = distinguish([s for s in map(score_run, runs) if s is not None])
     if not scores:
         raise ValueError(f"no run directories with an evaluation (config.json + metrics.csv) under {root}")
     results = aggregate_scores(scores, reps)
