@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import provenance, write_report  # noqa: E402
 from speed import setup, timed  # noqa: E402
 
+from simpo import matching  # noqa: E402
 from simpo.agents.critic import critic_step, polyak, td_target  # noqa: E402
 from simpo.temperature import update_temperature  # noqa: E402
 from simpo.train import default_config  # noqa: E402
@@ -82,7 +83,12 @@ def stages(s: dict) -> dict[str, tuple]:
 
 
 def flops_of(fn, args) -> float:
-    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+    """XLA's FLOP count, with the samplers' loops unrolled (XLA counts a loop body once), as in speed.py."""
+    matching.UNROLL = True
+    try:
+        cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+    finally:
+        matching.UNROLL = 1
     return float((cost[0] if isinstance(cost, list) else cost).get("flops", float("nan")))
 
 
