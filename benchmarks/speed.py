@@ -48,9 +48,9 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / timed(lambda: f(a), repeats)
 
 
-def setup(name: str, env_id: str):
-    algo, preset = CONFIGS[name]
-    config = default_config(algo, preset, env_id)
+def setup(name: str, env_id: str, config=None, count_flops: bool = True):
+    """Env, agent, random batch, jitted update and act of CONFIGS[name], or of `config` (a TrainConfig) if given."""
+    config = config or default_config(*CONFIGS[name], env_id)
     env = make_env(env_id, 0)
     obs_dim, action_dim = env_spec(env)
     agent = make_agent(config, obs_dim, action_dim)
@@ -61,10 +61,12 @@ def setup(name: str, env_id: str):
     update = jax.jit(agent.update)
     act = jax.jit(agent.act)
     state = agent.init(k[4])
-    matching.UNROLL = True  # XLA counts a loop body once: unroll the samplers for the FLOP count only
-    cost = jax.jit(agent.update).lower(state, batch, k[5]).compile().cost_analysis()
-    matching.UNROLL = 1
-    flops = (cost[0] if isinstance(cost, list) else cost).get("flops", float("nan"))
+    flops = float("nan")
+    if count_flops:
+        matching.UNROLL = True  # XLA counts a loop body once: unroll the samplers for the FLOP count only
+        cost = jax.jit(agent.update).lower(state, batch, k[5]).compile().cost_analysis()
+        matching.UNROLL = 1
+        flops = (cost[0] if isinstance(cost, list) else cost).get("flops", float("nan"))
     return {"env": env, "agent": agent, "state": state, "batch": batch, "update": update, "act": act,
             "key": k[5], "flops": flops, "action_dim": action_dim, "obs_dim": obs_dim}
 

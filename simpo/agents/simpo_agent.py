@@ -7,6 +7,8 @@ One update, as one pure function (`SiMPO.update`):
   3. Stage 2: the reweighted matching loss of the policy class (flow: CFM; diffusion: ε-MSE).
   4. λ: one tuner step toward its KL / ESS target (or fixed).
   5. targets: Polyak on the critics; π_old ← π_θ every `old_policy_interval` updates.
+Steps 2–4 (the actor side) run on every `actor_interval`-th update only (a `lax.cond`, so skipped updates cost
+the critic's share alone; under `--seed-batching vmap` the batched predicate makes XLA run both branches).
 DPMD (weighting `exp`) and QVPO-like (`linear` + uniform-action term) are presets of this agent.
 """
 
@@ -55,6 +57,11 @@ class SiMPOConfig:
     """σ of the Gaussian jitter added to candidates from π_old before clipping."""
     old_policy_interval: int = 1000
     """π_old is a hard copy of the actor, refreshed every this many updates."""
+    actor_interval: int = 1
+    """Stage 1 + Stage 2 + the λ step run on every this-many-th update (the k-th, 2k-th, ...); the critic and its
+    targets on every update. 1: the authors' schedule. With k > 1 the metric `actor_updated` is 1 on updates that ran
+    the actor side; skipped ones report its other metrics as 0, except `temperature` (the current λ) and
+    `weighting/auto_skew` (the current EMA)."""
     uniform_actions: int = 0
     """QVPO's entropy term: this many actions per state drawn from U[-1, 1]^d ..."""
     uniform_weight: float = 0.0
@@ -72,7 +79,7 @@ class SiMPOConfig:
             raise ValueError(f"unknown weighting {self.weighting!r}; allowed: {', '.join(SCHEMES)}, auto")
         if self.weighting != "auto":
             validate_scheme(self.weighting, self.weighting_params)
-        positive_ints = ("num_candidates", "old_policy_interval", "eval_candidates")
+        positive_ints = ("num_candidates", "old_policy_interval", "actor_interval", "eval_candidates")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -190,6 +197,33 @@ class SiMPO:
             loss = loss + c.uniform_weight * uniform_loss
         return loss, metrics
 
+    def actor_step(self, state: SiMPOState, obs: jax.Array, k_cand: jax.Array, k_actor: jax.Array):
+        """Steps 2–4 on the pre-update critics: (actor params, actor optimiser state, λ state, auto skew, metrics)."""
+        # 2. Stage 1: candidates from π_old, scored by the (pre-update) critics, weighted
+        actions, q = self.candidates(state, k_cand, obs)
+        weights, auto_skew, auto_metrics = self.weights(state, q)
+
+        # 3. Stage 2: reweighted matching
+        (actor_loss, match_metrics), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
+            state.actor_params, k_actor, obs, actions, weights
+        )
+        updates, actor_opt_state = self.actor_tx.update(grads, state.actor_opt_state, state.actor_params)
+        actor_params = optax.apply_updates(state.actor_params, updates)
+
+        # 4. temperature
+        temperature, temp_metrics = update_temperature(self.config.temperature, state.temperature, weights)
+        metrics = {
+            "actor_loss": actor_loss,
+            "matching_mse": match_metrics["mse"],
+            "clip_fraction": match_metrics["clip_frac"],
+            "candidate_q_mean": q.mean(),
+            "improvement": jnp.mean(jnp.sum(weights * q, axis=-1) - q.mean(axis=-1)),
+            **weight_diagnostics(weights),
+            **temp_metrics,
+            **auto_metrics,
+        }
+        return actor_params, actor_opt_state, temperature, auto_skew, metrics
+
     def update(self, state: SiMPOState, batch: Batch, key: jax.Array) -> tuple[SiMPOState, dict[str, jax.Array]]:
         c = self.config
         k_next, k_cand, k_actor = jax.random.split(key, 3)
@@ -200,35 +234,31 @@ class SiMPO:
         target = td_target(batch.reward, batch.terminated, next_q, c.discount)
         critic_state, critic_metrics = critic_step(self.critic, self.critic_tx, state.critic, batch.obs, batch.action, target)
 
-        # 2. Stage 1: candidates from π_old, scored by the (pre-update) critics, weighted
-        actions, q = self.candidates(state, k_cand, batch.obs)
-        weights, auto_skew, auto_metrics = self.weights(state, q)
-
-        # 3. Stage 2: reweighted matching
-        (actor_loss, match_metrics), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
-            state.actor_params, k_actor, batch.obs, actions, weights
-        )
-        updates, actor_opt_state = self.actor_tx.update(grads, state.actor_opt_state, state.actor_params)
-        actor_params = optax.apply_updates(state.actor_params, updates)
-
-        # 4. temperature, 5. targets
-        temperature, temp_metrics = update_temperature(c.temperature, state.temperature, weights)
-        critic_state = critic_state._replace(target_params=polyak(critic_state.target_params, critic_state.params, c.tau))
+        # 2.–4. the actor side, on every `actor_interval`-th update
         step = state.step + 1
+        if c.actor_interval == 1:
+            *actor, actor_metrics = self.actor_step(state, batch.obs, k_cand, k_actor)
+        else:
+            def run(state):
+                *actor, metrics = self.actor_step(state, batch.obs, k_cand, k_actor)
+                return tuple(actor), {**metrics, "actor_updated": jnp.ones(())}
+
+            def skip(state):
+                shapes = jax.eval_shape(run, state)[1]
+                metrics = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
+                metrics["temperature"] = temperature_value(state.temperature)
+                if "weighting/auto_skew" in metrics:
+                    metrics["weighting/auto_skew"] = state.auto_skew
+                return (state.actor_params, state.actor_opt_state, state.temperature, state.auto_skew), metrics
+
+            actor, actor_metrics = jax.lax.cond(step % c.actor_interval == 0, run, skip, state)
+        actor_params, actor_opt_state, temperature, auto_skew = actor
+
+        # 5. targets
+        critic_state = critic_state._replace(target_params=polyak(critic_state.target_params, critic_state.params, c.tau))
         refresh = step % c.old_policy_interval == 0
         old_actor_params = jax.tree.map(lambda new, old: jnp.where(refresh, new, old), actor_params, state.old_actor_params)
 
-        metrics = {
-            **critic_metrics,
-            "actor_loss": actor_loss,
-            "matching_mse": match_metrics["mse"],
-            "clip_fraction": match_metrics["clip_frac"],
-            "candidate_q_mean": q.mean(),
-            "improvement": jnp.mean(jnp.sum(weights * q, axis=-1) - q.mean(axis=-1)),
-            **weight_diagnostics(weights),
-            **temp_metrics,
-            **auto_metrics,
-        }
         new_state = SiMPOState(actor_params, old_actor_params, actor_opt_state, critic_state, temperature, step,
                                auto_skew)
-        return new_state, metrics
+        return new_state, {**critic_metrics, **actor_metrics}

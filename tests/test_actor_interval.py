@@ -1,0 +1,113 @@
+"""`actor_interval` (issue #5, item 4): the actor side of a SiMPO update (Stage 1, Stage 2, the λ step) runs on every
+k-th update only; the critic, its targets and the π_old schedule run on every update. k = 1 is the old update."""
+
+import dataclasses
+import shutil
+
+import jax
+import jax.numpy as jnp
+import optax
+import pytest
+
+from simpo.agents.critic import critic_step, polyak, td_target
+from simpo.agents.simpo_agent import SiMPO, SiMPOConfig
+from simpo.temperature import update_temperature, weight_diagnostics
+from simpo.train import default_config, train
+from test_train import TINY_POLICY, random_batch, read_rows, tiny
+
+
+def same(a, b) -> bool:
+    return jax.tree.all(jax.tree.map(lambda x, y: bool(jnp.array_equal(x, y)), a, b))
+
+
+def agent_with(k: int, weighting: str = "exp", **kw) -> SiMPO:
+    config = dataclasses.replace(default_config("simpo").agent, weighting=weighting, num_candidates=4,
+                                 policy=TINY_POLICY, actor_interval=k, **kw)
+    return SiMPO(config, obs_dim=5, action_dim=2)
+
+
+def reference_update(agent: SiMPO, state, batch, key):
+    """The update as it was before `actor_interval` existed (every step does everything)."""
+    c = agent.config
+    k_next, k_cand, k_actor = jax.random.split(key, 3)
+    next_action = agent.policy.sample(state.actor_params, k_next, batch.next_obs.shape[:-1], batch.next_obs)
+    next_q = agent.critic.apply(state.critic.target_params, batch.next_obs, next_action).min(axis=0)
+    target = td_target(batch.reward, batch.terminated, next_q, c.discount)
+    critic, critic_metrics = critic_step(agent.critic, agent.critic_tx, state.critic, batch.obs, batch.action, target)
+    actions, q = agent.candidates(state, k_cand, batch.obs)
+    weights, auto_skew, auto_metrics = agent.weights(state, q)
+    (loss, match), grads = jax.value_and_grad(agent.actor_loss, has_aux=True)(
+        state.actor_params, k_actor, batch.obs, actions, weights)
+    updates, opt_state = agent.actor_tx.update(grads, state.actor_opt_state, state.actor_params)
+    actor = optax.apply_updates(state.actor_params, updates)
+    temperature, temp_metrics = update_temperature(c.temperature, state.temperature, weights)
+    critic = critic._replace(target_params=polyak(critic.target_params, critic.params, c.tau))
+    step = state.step + 1
+    old = jax.tree.map(lambda n, o: jnp.where(step % c.old_policy_interval == 0, n, o), actor, state.old_actor_params)
+    metrics = {**critic_metrics, "actor_loss": loss, "matching_mse": match["mse"], "clip_fraction": match["clip_frac"],
+               "candidate_q_mean": q.mean(), "improvement": jnp.mean(jnp.sum(weights * q, axis=-1) - q.mean(axis=-1)),
+               **weight_diagnostics(weights), **temp_metrics, **auto_metrics}
+    return type(state)(actor, old, opt_state, critic, temperature, step, auto_skew), metrics
+
+
+@pytest.mark.parametrize("weighting", ["exp", "auto"])
+def test_interval_one_is_the_old_update_bit_for_bit(weighting):
+    agent = agent_with(1, weighting, old_policy_interval=2)
+    new, ref = jax.jit(agent.update), jax.jit(lambda s, b, k: reference_update(agent, s, b, k))
+    s_new = s_ref = agent.init(jax.random.PRNGKey(0))
+    for i in range(4):
+        batch, key = random_batch(jax.random.PRNGKey(10 + i)), jax.random.PRNGKey(i)
+        (s_new, m_new), (s_ref, m_ref) = new(s_new, batch, key), ref(s_ref, batch, key)
+        assert same(s_new, s_ref) and same(m_new, m_ref)
+        assert not same(s_new.actor_params, agent.init(jax.random.PRNGKey(0)).actor_params)
+
+
+@pytest.mark.parametrize("weighting", ["exp", "auto"])
+def test_actor_side_runs_on_every_kth_update_only(weighting):
+    k2, k1 = agent_with(2, weighting, old_policy_interval=3), agent_with(1, weighting, old_policy_interval=3)
+    up2, up1 = jax.jit(k2.update), jax.jit(k1.update)
+    state = k2.init(jax.random.PRNGKey(0))
+    assert same(state, k1.init(jax.random.PRNGKey(0)))  # same state layout: checkpoints stay compatible
+    for i in range(6):
+        batch, key = random_batch(jax.random.PRNGKey(10 + i)), jax.random.PRNGKey(i)
+        (new, m), (ref, m_ref) = up2(state, batch, key), up1(state, batch, key)
+        assert set(m) == set(m_ref) | {"actor_updated"}
+        assert int(new.step) == i + 1
+        assert same(new.critic, ref.critic)  # the critic and its targets: every update
+        actor_side = lambda s: (s.actor_params, s.actor_opt_state, s.temperature, s.auto_skew)  # noqa: E731
+        if (i + 1) % 2 == 0:  # the 2nd, 4th, 6th update: the full update, as with k = 1
+            assert float(m["actor_updated"]) == 1.0
+            assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.allclose(a, b, rtol=1e-6, atol=1e-7)),
+                                             (actor_side(new), {k: m[k] for k in m_ref}), (actor_side(ref), m_ref)))
+            assert not same(new.actor_params, state.actor_params)
+        else:
+            assert float(m["actor_updated"]) == 0.0
+            assert same(actor_side(new), actor_side(state))
+            assert float(m["actor_loss"]) == 0.0 and float(m["temperature"]) == float(jnp.exp(state.temperature.log_temperature))
+        # π_old keeps counting updates: refreshed (to the current actor) after the 3rd and 6th
+        assert same(new.old_actor_params, new.actor_params if (i + 1) % 3 == 0 else state.old_actor_params)
+        assert all(bool(jnp.isfinite(v)) for v in m.values())
+        state = new
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5])
+def test_actor_interval_must_be_a_positive_int(bad):
+    with pytest.raises(ValueError, match="actor_interval"):
+        SiMPOConfig(actor_interval=bad)
+
+
+def test_training_with_an_interval_resumes_exactly(tmp_path):
+    """k = 4 with a checkpoint after 50 updates (not a multiple of 4): a run resumed from it equals the straight run."""
+    config = tiny("simpo", "Pendulum-v1", tmp_path / "straight", keep_checkpoints=5)
+    config = dataclasses.replace(config, agent=dataclasses.replace(config.agent, actor_interval=4))
+    straight = train(config)
+    rows = read_rows(straight.run_dir)
+    assert [float(r["actor_updated"]) for r in rows] == [0.0, 1.0]  # updates 50 and 200 of the run
+    resumed_dir = tmp_path / "resumed"
+    shutil.copytree(straight.run_dir, resumed_dir)
+    shutil.rmtree(resumed_dir / "checkpoints" / "300")
+    resumed = train(dataclasses.replace(config, run_dir=resumed_dir), resume=True)
+    assert same(straight.state, resumed.state) and same(straight.buffer, resumed.buffer)
+    drop = {"wall_time_s", "train_sps"}
+    assert [{k: v for k, v in r.items() if k not in drop} for r in read_rows(resumed_dir)] == \
+        [{k: v for k, v in r.items() if k not in drop} for r in rows]
