@@ -88,7 +88,7 @@ def test_search_space_from_yaml_and_flags(tmp_path):
     (["--param", "run_dir=a,b"], "run_dir cannot be swept"),
     (["--param", "seed"], "expected NAME=V1,V2"),
     (["--study", "nope"], "unknown study 'nope'"),
-    (["--budget", "100", "--param", "seed=0,1"], "--budget and --vmap-seeds belong to --study"),
+    (["--budget", "100", "--param", "seed=0,1"], "--budget and --group-seeds belong to --study"),
     (["--study", "mujoco", "--algo", "sac"], "--algo and --env come from the study's cells"),
     (["--resume", "--param", "seed=0"], "--resume takes only --out DIR"),
     (["--resume"], "is not a started sweep"),

@@ -38,7 +38,7 @@ class SweepConfig:
     study: str | None = None
     budget: int | None = None
     seeds: tuple[int, ...] | None = None
-    vmap_seeds: bool = False
+    group_seeds: bool = False
     """Study mode: one trial per cell, training its seeds together (TrainConfig.seeds), instead of one per seed."""
     num_samples: int = 1
     asha: bool = False
@@ -63,7 +63,8 @@ def parse_args(args: list[str]) -> SweepConfig:
     what.add_argument("--seeds", type=int, nargs="+",
                       help="the study's seeds (default: the study's); without --study, every trial trains these "
                            "seeds together (simpo train --seeds)")
-    what.add_argument("--vmap-seeds", action="store_true", help="study: one trial per cell, its seeds together")
+    what.add_argument("--group-seeds", action="store_true",
+                      help="study: one trial per cell, its seeds trained together (simpo train --seeds)")
     what.add_argument("--param", action="append", default=[], metavar="NAME=V1,V2",
                       help="grid over a TrainConfig field by dotted name, e.g. agent.weighting=exp,square")
     what.add_argument("--space", type=Path, help="a YAML search space (see simpo.sweep)")
@@ -91,8 +92,8 @@ def parse_args(args: list[str]) -> SweepConfig:
         raise ValueError("--cpus-per-trial must be > 0, --gpus-per-trial >= 0 and --max-failures >= 0")
     if not (ns.study or ns.param or ns.space):
         raise ValueError("nothing to sweep: give --study NAME, --param NAME=V1,V2 or --space FILE.yaml")
-    if ns.study is None and (ns.budget is not None or ns.vmap_seeds):
-        raise ValueError("--budget and --vmap-seeds belong to --study")
+    if ns.study is None and (ns.budget is not None or ns.group_seeds):
+        raise ValueError("--budget and --group-seeds belong to --study")
     if ns.study is not None and any(a.split("=")[0] in ("--algo", "--env") for a in train_args):
         raise ValueError("--algo and --env come from the study's cells; to choose them, sweep --param algo=... instead")
     if ns.study is None and ns.seeds:
@@ -101,7 +102,7 @@ def parse_args(args: list[str]) -> SweepConfig:
         raise ValueError("--num-cpus sizes a local Ray instance; the cluster at --address has its own")
     return SweepConfig(out=ns.out, base_args=tuple(train_args), params=tuple(ns.param), space=ns.space,
                        study=ns.study, budget=ns.budget, seeds=tuple(ns.seeds) if ns.seeds else None,
-                       vmap_seeds=ns.vmap_seeds,
+                       group_seeds=ns.group_seeds,
                        num_samples=ns.num_samples, asha=ns.asha, asha_grace=ns.asha_grace,
                        cpus_per_trial=ns.cpus_per_trial, gpus_per_trial=ns.gpus_per_trial, address=ns.address,
                        num_cpus=ns.num_cpus, max_failures=ns.max_failures)
@@ -123,7 +124,7 @@ def plan(config: SweepConfig) -> tuple[TrialBuilder, dict[str, Any], int]:
         pre = argparse.ArgumentParser(add_help=False)
         pre.add_argument("--preset")  # the study's cells are built from this preset's defaults
         study = study_cells(config.study, config.budget, config.seeds, pre.parse_known_args(config.base_args)[0].preset)
-        if config.vmap_seeds:
+        if config.group_seeds:
             cells = tuple((c.name, dataclasses.replace(c.config, seeds=c.seeds)) for c in study)
         else:
             cells = tuple((f"{c.name}-s{s}", dataclasses.replace(c.config, seed=s)) for c in study for s in c.seeds)
