@@ -72,7 +72,11 @@ def setup(name: str, env_id: str, config=None, count_flops: bool = True):
 
 
 def measure(s: dict, repeats: int) -> dict[str, float]:
+    """Seconds per update, action, env step and buffer insert. With SiMPO's `actor_interval` K > 1 one timed call is
+    K updates from states at steps 0..K-1 (both branches of its cond, as often as in training), divided by K."""
     obs = jnp.zeros((s["obs_dim"],))
+    k = getattr(s["agent"].config, "actor_interval", 1)
+    states = [s["state"]._replace(step=jnp.asarray(i, jnp.int32)) for i in range(k)] if k > 1 else [s["state"]]
     env, action = s["env"], np.zeros(s["action_dim"], np.float32)
     env.reset(seed=0)
 
@@ -90,7 +94,7 @@ def measure(s: dict, repeats: int) -> dict[str, float]:
         return buffer[0].size
 
     return {
-        "update": timed(lambda: s["update"](s["state"], s["batch"], s["key"]), repeats),
+        "update": timed(lambda: [s["update"](st, s["batch"], s["key"]) for st in states], repeats) / k,
         "act": timed(lambda: s["act"](s["state"], s["key"], obs), repeats * 10),
         "env": timed(env_step, repeats * 10),
         "insert": timed(insert, repeats * 10),

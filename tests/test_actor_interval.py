@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import optax
 import pytest
 
+from simpo.advisor import choose_scheme
 from simpo.agents.critic import critic_step, polyak, td_target
 from simpo.agents.simpo_agent import SiMPO, SiMPOConfig
 from simpo.temperature import update_temperature, weight_diagnostics
@@ -84,6 +85,9 @@ def test_actor_side_runs_on_every_kth_update_only(weighting):
             assert float(m["actor_updated"]) == 0.0
             assert same(actor_side(new), actor_side(state))
             assert float(m["actor_loss"]) == 0.0 and float(m["temperature"]) == float(jnp.exp(state.temperature.log_temperature))
+            if weighting == "auto":  # the EMA and the choice it implies, as logged on actor updates
+                assert float(m["weighting/auto_skew"]) == float(state.auto_skew)
+                assert int(m["weighting/auto_choice"]) == int(choose_scheme(state.auto_skew))
         # π_old keeps counting updates: refreshed (to the current actor) after the 3rd and 6th
         assert same(new.old_actor_params, new.actor_params if (i + 1) % 3 == 0 else state.old_actor_params)
         assert all(bool(jnp.isfinite(v)) for v in m.values())

@@ -60,8 +60,8 @@ class SiMPOConfig:
     actor_interval: int = 1
     """Stage 1 + Stage 2 + the λ step run on every this-many-th update (the k-th, 2k-th, ...); the critic and its
     targets on every update. 1: the authors' schedule. With k > 1 the metric `actor_updated` is 1 on updates that ran
-    the actor side; skipped ones report its other metrics as 0, except `temperature` (the current λ) and
-    `weighting/auto_skew` (the current EMA)."""
+    the actor side; skipped ones report its other metrics as 0, except `temperature` (the current λ) and, with
+    `--weighting auto`, `weighting/auto_skew` (the current EMA) and `weighting/auto_choice` (the rule applied to it)."""
     uniform_actions: int = 0
     """QVPO's entropy term: this many actions per state drawn from U[-1, 1]^d ..."""
     uniform_weight: float = 0.0
@@ -247,8 +247,9 @@ class SiMPO:
                 shapes = jax.eval_shape(run, state)[1]
                 metrics = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
                 metrics["temperature"] = temperature_value(state.temperature)
-                if "weighting/auto_skew" in metrics:
+                if c.weighting == "auto":
                     metrics["weighting/auto_skew"] = state.auto_skew
+                    metrics["weighting/auto_choice"] = choose_scheme(state.auto_skew)
                 return (state.actor_params, state.actor_opt_state, state.temperature, state.auto_skew), metrics
 
             actor, actor_metrics = jax.lax.cond(step % c.actor_interval == 0, run, skip, state)
