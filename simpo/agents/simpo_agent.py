@@ -60,8 +60,8 @@ class SiMPOConfig:
     actor_interval: int = 1
     """Stage 1 + Stage 2 + the λ step run on every this-many-th update (the k-th, 2k-th, ...); the critic and its
     targets on every update. 1: the authors' schedule. With k > 1 the metric `actor_updated` is 1 on updates that ran
-    the actor side; skipped ones report its other metrics as 0, except `temperature` (the current λ) and, with
-    `--weighting auto`, `weighting/auto_skew` (the current EMA) and `weighting/auto_choice` (the rule applied to it)."""
+    the actor side; skipped ones report the actor-side metrics of the last update that ran it (zeros before the first),
+    which are current for λ and the `auto` EMA: both change on actor updates only."""
     uniform_actions: int = 0
     """QVPO's entropy term: this many actions per state drawn from U[-1, 1]^d ..."""
     uniform_weight: float = 0.0
@@ -109,6 +109,8 @@ class SiMPOState(NamedTuple):
     step: jax.Array
     auto_skew: jax.Array = jnp.zeros((), jnp.float32)
     """EMA of the candidate-Q skew (simpo.advisor.landscape_stats) driving `--weighting auto`."""
+    actor_metrics: Any = None
+    """With `actor_interval` > 1: the metrics of the last update that ran the actor side (None otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +140,7 @@ class SiMPO:
     def init(self, key: jax.Array) -> SiMPOState:
         k_actor, k_critic = jax.random.split(key)
         actor_params = self.policy.init(k_actor, self.obs_dim)
-        return SiMPOState(
+        state = SiMPOState(
             actor_params=actor_params,
             old_actor_params=actor_params,
             actor_opt_state=self.actor_tx.init(actor_params),
@@ -147,6 +149,10 @@ class SiMPO:
             step=jnp.zeros((), jnp.int32),
             auto_skew=jnp.zeros((), jnp.float32),
         )
+        if self.config.actor_interval > 1:  # zeros until the first actor update
+            shapes = jax.eval_shape(lambda s: self.actor_step(s, jnp.zeros((1, self.obs_dim)), key, key)[-1], state)
+            state = state._replace(actor_metrics=jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), shapes))
+        return state
 
     def act(self, state: SiMPOState, key: jax.Array, obs: jax.Array, eval_mode: str | None = None) -> jax.Array:
         """Training (`eval_mode=None`) and `single`: one policy sample. `best_of_n`: the best of M
@@ -236,23 +242,20 @@ class SiMPO:
 
         # 2.–4. the actor side, on every `actor_interval`-th update
         step = state.step + 1
+        last_actor_metrics = None
         if c.actor_interval == 1:
             *actor, actor_metrics = self.actor_step(state, batch.obs, k_cand, k_actor)
         else:
             def run(state):
                 *actor, metrics = self.actor_step(state, batch.obs, k_cand, k_actor)
-                return tuple(actor), {**metrics, "actor_updated": jnp.ones(())}
+                return tuple(actor), metrics, jnp.ones(())
 
-            def skip(state):
-                shapes = jax.eval_shape(run, state)[1]
-                metrics = {k: jnp.zeros(v.shape, v.dtype) for k, v in shapes.items()}
-                metrics["temperature"] = temperature_value(state.temperature)
-                if c.weighting == "auto":
-                    metrics["weighting/auto_skew"] = state.auto_skew
-                    metrics["weighting/auto_choice"] = choose_scheme(state.auto_skew)
-                return (state.actor_params, state.actor_opt_state, state.temperature, state.auto_skew), metrics
+            def skip(state):  # λ and the auto EMA change on actor updates only: the stored metrics are current
+                return (state.actor_params, state.actor_opt_state, state.temperature, state.auto_skew), \
+                    state.actor_metrics, jnp.zeros(())
 
-            actor, actor_metrics = jax.lax.cond(step % c.actor_interval == 0, run, skip, state)
+            actor, last_actor_metrics, ran = jax.lax.cond(step % c.actor_interval == 0, run, skip, state)
+            actor_metrics = {**last_actor_metrics, "actor_updated": ran}
         actor_params, actor_opt_state, temperature, auto_skew = actor
 
         # 5. targets
@@ -261,5 +264,5 @@ class SiMPO:
         old_actor_params = jax.tree.map(lambda new, old: jnp.where(refresh, new, old), actor_params, state.old_actor_params)
 
         new_state = SiMPOState(actor_params, old_actor_params, actor_opt_state, critic_state, temperature, step,
-                               auto_skew)
+                               auto_skew, last_actor_metrics)
         return new_state, {**critic_metrics, **actor_metrics}
