@@ -76,6 +76,36 @@ def _is_np_scalar(x: Any) -> bool:
     return isinstance(x, np.generic)
 
 
+def _conform(raw: Any, target: Any, path: str, filled: list[str]) -> Any:
+    """A target-less restore (nested dicts/lists by field name) in the structure of ``target``: NamedTuple fields
+    and dict keys that the checkpoint lacks (written before they existed) are taken from ``target`` and named in
+    ``filled``; anything else that differs (a missing list item, a shape or dtype) raises ValueError."""
+    if target is None:
+        return None
+    if isinstance(target, tuple) and hasattr(target, "_fields") or isinstance(target, dict):
+        keys = target._fields if isinstance(target, tuple) else list(target)
+        raw = raw if isinstance(raw, dict) else {}
+        values = {}
+        for key in keys:
+            value = target[key] if isinstance(target, dict) else getattr(target, key)
+            if key in raw:
+                values[key] = _conform(raw[key], value, f"{path}.{key}", filled)
+            else:
+                filled.append(f"{path}.{key}".lstrip("."))
+                values[key] = value
+        return type(target)(**values) if isinstance(target, tuple) else values
+    if isinstance(target, (list, tuple)):
+        if not isinstance(raw, (list, tuple)) or len(raw) != len(target):
+            raise ValueError(f"{path}: {len(target)} items expected")
+        return type(target)(_conform(r, t, f"{path}[{i}]", filled) for i, (r, t) in enumerate(zip(raw, target)))
+    if isinstance(target, (bool, int, float)):
+        return type(target)(np.asarray(raw)[()])
+    raw = np.asarray(raw)
+    if raw.shape != tuple(target.shape) or raw.dtype != target.dtype:
+        raise ValueError(f"{path}: {raw.dtype}{list(raw.shape)} where {target.dtype}{list(target.shape)} is expected")
+    return jax.numpy.asarray(raw) if isinstance(target, jax.Array) else raw
+
+
 def _to_savable(tree: Any) -> Any:
     # Orbax saves a numpy scalar but cannot use one as a restore target: store them as 0-d arrays.
     return jax.tree.map(lambda x: np.asarray(x) if _is_np_scalar(x) else x, tree)
@@ -191,6 +221,9 @@ class Checkpointer:
                 tree, meta = restored[_STATE], restored[_METADATA]
             except Exception as err:  # orbax/tensorstore raise many types (ValueError, KeyError, bare Exception)
                 failure = _one_line(err)
+                if target is not None:  # written by an older version, with fewer fields?
+                    tree, meta = self._restore_older(s, target, failure)
+                    failure = None if tree is not None else failure
             else:
                 failure = None
             if failure is not None:
@@ -209,6 +242,21 @@ class Checkpointer:
             self.restored_step = s
             return tree, dict(meta or {})
         raise CheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
+
+    def _restore_older(self, step: int, target: Any, failure: str) -> tuple[Any, Any]:
+        """Restore without a target and conform to ``target``, filling fields the checkpoint lacks from it (with a
+        warning naming them); ``(None, None)`` when that fails too."""
+        try:
+            restored = self._manager.restore(step, args=ocp.args.Composite(
+                **{_STATE: ocp.args.StandardRestore(None), _METADATA: ocp.args.JsonRestore()}))
+            filled: list[str] = []
+            tree = _conform(restored[_STATE], target, "", filled)
+        except Exception:
+            return None, None
+        if filled:
+            warnings.warn(f"checkpoint step {step} in {self.directory} predates field(s) {', '.join(filled)}; "
+                          "they start from their initial values", stacklevel=3)
+        return tree, restored[_METADATA]
 
     # ---------------------------------------------------------------- lifecycle
     def wait(self) -> None:

@@ -156,3 +156,28 @@ def test_async_save(tmp_path):
         ck.wait()
         restored, _ = ck.restore(target=buf)
     np.testing.assert_array_equal(restored["obs"], expected)
+
+
+class _Old(NamedTuple):
+    params: dict
+    step: jax.Array
+
+
+class _New(NamedTuple):  # a field added after checkpoints were written (as SiMPOState.auto_skew was)
+    params: dict
+    step: jax.Array
+    skew: jax.Array = jnp.zeros((), jnp.float32)
+    extra: Any = None
+
+
+def test_checkpoint_from_before_a_field_existed_restores_with_its_initial_value(tmp_path):
+    old = _Old({"w": jnp.arange(6.0).reshape(2, 3)}, jnp.asarray(7, jnp.int32))
+    Checkpointer(tmp_path).save(1, old)
+    target = _New({"w": jnp.zeros((2, 3))}, jnp.zeros((), jnp.int32), jnp.asarray(0.5, jnp.float32))
+    with pytest.warns(UserWarning, match="predates field"):
+        tree, _ = Checkpointer(tmp_path).restore(target=target)
+    assert isinstance(tree, _New) and int(tree.step) == 7 and float(tree.skew) == 0.5 and tree.extra is None
+    np.testing.assert_array_equal(tree.params["w"], old.params["w"])
+    wrong = target._replace(params={"w": jnp.zeros((3, 3))})  # a real mismatch still fails, in one line
+    with pytest.raises(CheckpointError, match="no readable checkpoint"):
+        Checkpointer(tmp_path).restore(target=wrong)
