@@ -29,7 +29,7 @@ import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import provenance, write_report  # noqa: E402
-from speed import setup, timed  # noqa: E402
+from speed import setup, timed, updates  # noqa: E402
 
 from simpo import matching  # noqa: E402
 from simpo.agents.critic import critic_step, polyak, td_target  # noqa: E402
@@ -86,18 +86,19 @@ def flops_of(fn, args) -> float:
     """XLA's FLOP count, with the samplers' loops unrolled (XLA counts a loop body once), as in speed.py."""
     matching.UNROLL = True
     try:
-        cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+        cost = jax.jit(lambda *a: fn(*a)).lower(*args).compile().cost_analysis()  # a new function: a fresh trace
     finally:
         matching.UNROLL = 1
     return float((cost[0] if isinstance(cost, list) else cost).get("flops", float("nan")))
 
 
-def op_profile(s: dict, trace_dir: Path, calls: int) -> list[tuple[str, float, int]]:
+def op_profile(s: dict, trace_dir: Path, calls: int) -> list[tuple[str, float, float]]:
     """(op name, total µs, count) from a profiler trace of `calls` fused updates, biggest first."""
-    run = lambda: s["update"](s["state"], s["batch"], s["key"])  # noqa: E731
+    k, run = updates(s)
+    calls *= k
     jax.block_until_ready(run())
     with jax.profiler.trace(str(trace_dir)):
-        for _ in range(calls):
+        for _ in range(calls // k):
             out = run()
         jax.block_until_ready(out)
     newest = max(trace_dir.glob("plugins/profile/*/*.trace.json.gz"), key=lambda p: p.stat().st_mtime)
@@ -111,7 +112,7 @@ def op_profile(s: dict, trace_dir: Path, calls: int) -> list[tuple[str, float, i
                 and not name.startswith(("$", "while", "conditional", "call", "Pjit"))):  # not containers
             total[name] += e.get("dur", 0.0) / calls
             count[name] += 1
-    return [(name, us, count[name] // calls) for name, us in total.most_common()]
+    return [(name, us, count[name] / calls) for name, us in total.most_common()]
 
 
 def op_names(compiled_text: str) -> dict[str, str]:
@@ -145,11 +146,12 @@ def main() -> None:
         parts = stages(s)
         fns = {name: (jax.jit(fn), a) for name, (fn, a) in parts.items()}
         reps = max(1, args.repeats // 5) if preset == "paper" else args.repeats
+        k, run = updates(s)
         times = collections.defaultdict(list)
         for _ in range(args.rounds):
             for name, (fn, a) in fns.items():
                 times[name].append(timed(lambda: fn(*a), reps))
-            times["fused update"].append(timed(lambda: s["update"](s["state"], s["batch"], s["key"]), reps))
+            times["fused update"].append(timed(run, reps) / k)
         med = {name: float(np.median(t)) for name, t in times.items()}
         fused, total = med.pop("fused update"), sum(med.values())
         lines += [f"## `{preset}` preset", "", "| stage | ms | share of the stages' sum | GFLOP | GFLOP/s |",
@@ -159,6 +161,9 @@ def main() -> None:
             lines.append(f"| {name} | {ms * 1e3:.2f} | {ms / total:.0%} | {flops / 1e9:.3f} | {flops / ms / 1e9:.0f} |")
         lines += [f"| **sum of the stages** | {total * 1e3:.2f} | 100% | | |",
                   f"| **fused update (one jit)** | {fused * 1e3:.2f} | {fused / total:.0%} | | |", ""]
+        if k > 1:
+            lines += [f"`actor_interval` = {k}: the Stage 1/2 and temperature rows run on every update whose number is a multiple of {k} only; "
+                      f"the fused update (and the trace below) is the mean over {k} consecutive updates.", ""]
         ops = op_profile(s, args.trace_dir / preset, calls=reps)
         source_of = op_names(s["update"].lower(s["state"], s["batch"], s["key"]).compile().as_text())
         op_total = sum(us for _, us, _ in ops)
@@ -170,7 +175,7 @@ def main() -> None:
                   + ", ".join(f"{k} {v / op_total:.0%}" for k, v in by_kind.most_common()) + ".", "",
                   "| XLA op (thunk) | from (JAX op) | kind | ms per update | share | runs per update |",
                   "|---|---|---|---:|---:|---:|"]
-        lines += [f"| `{op}` | `{source_of.get(op, '?')}` | {kind(op)} | {us / 1e3:.3f} | {us / op_total:.1%} | {n} |"
+        lines += [f"| `{op}` | `{source_of.get(op, '?')}` | {kind(op)} | {us / 1e3:.3f} | {us / op_total:.1%} | {n:g} |"
                   for op, us, n in ops[:15]]
         lines.append("")
         print("\n".join(lines[-(len(med) + 20):]), flush=True)

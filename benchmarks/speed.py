@@ -71,12 +71,19 @@ def setup(name: str, env_id: str, config=None, count_flops: bool = True):
             "key": k[5], "flops": flops, "action_dim": action_dim, "obs_dim": obs_dim}
 
 
+def updates(s: dict):
+    """(K, a callable running K updates): with SiMPO's `actor_interval` K > 1, from states at steps 0..K-1, so both
+    branches of its cond run as often as in training; else K = 1."""
+    k = getattr(s["agent"].config, "actor_interval", 1)
+    states = [s["state"]._replace(step=jnp.asarray(i, jnp.int32)) for i in range(k)] if k > 1 else [s["state"]]
+    return k, lambda: [s["update"](st, s["batch"], s["key"]) for st in states]
+
+
 def measure(s: dict, repeats: int) -> dict[str, float]:
     """Seconds per update, action, env step and buffer insert. With SiMPO's `actor_interval` K > 1 one timed call is
     K updates from states at steps 0..K-1 (both branches of its cond, as often as in training), divided by K."""
     obs = jnp.zeros((s["obs_dim"],))
-    k = getattr(s["agent"].config, "actor_interval", 1)
-    states = [s["state"]._replace(step=jnp.asarray(i, jnp.int32)) for i in range(k)] if k > 1 else [s["state"]]
+    k, run = updates(s)
     env, action = s["env"], np.zeros(s["action_dim"], np.float32)
     env.reset(seed=0)
 
@@ -94,7 +101,7 @@ def measure(s: dict, repeats: int) -> dict[str, float]:
         return buffer[0].size
 
     return {
-        "update": timed(lambda: [s["update"](st, s["batch"], s["key"]) for st in states], repeats) / k,
+        "update": timed(run, repeats) / k,
         "act": timed(lambda: s["act"](s["state"], s["key"], obs), repeats * 10),
         "env": timed(env_step, repeats * 10),
         "insert": timed(insert, repeats * 10),
