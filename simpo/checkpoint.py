@@ -222,7 +222,7 @@ class Checkpointer:
             except Exception as err:  # orbax/tensorstore raise many types (ValueError, KeyError, bare Exception)
                 failure = _one_line(err)
                 if target is not None:  # written by an older version, with fewer fields?
-                    tree, meta = self._restore_older(s, target, failure)
+                    tree, meta = self._restore_older(s, target)
                     failure = None if tree is not None else failure
             else:
                 failure = None
@@ -243,7 +243,7 @@ class Checkpointer:
             return tree, dict(meta or {})
         raise CheckpointError(f"no readable checkpoint in {self.directory}: " + "; ".join(errors))
 
-    def _restore_older(self, step: int, target: Any, failure: str) -> tuple[Any, Any]:
+    def _restore_older(self, step: int, target: Any) -> tuple[Any, Any]:
         """Restore without a target and conform to ``target``, filling fields the checkpoint lacks from it (with a
         warning naming them); ``(None, None)`` when that fails too."""
         try:
