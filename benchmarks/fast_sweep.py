@@ -20,7 +20,6 @@ Each stage saves its results as JSON under --root; the report (--out) shows ever
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import itertools
 import json
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import provenance, write_report  # noqa: E402
 from speed import measure, setup  # noqa: E402
 
+from simpo.plot import load_run  # noqa: E402
 from simpo.presets import SIMPO_PRESETS  # noqa: E402
 from simpo.train import default_config  # noqa: E402
 
@@ -103,12 +103,11 @@ def stage_a(args) -> dict:
 def final_rows(run_dir: Path, warmup: int) -> dict:
     """Per seed: final eval_return_mean, and loop seconds per env step after warm-up / over the whole run."""
     out = {"returns": [], "post": [], "whole": []}
-    for metrics in sorted(run_dir.glob("seed*/metrics.csv")):
-        with open(metrics) as f:
-            rows = list(csv.DictReader(f))
-        t = [(int(r["env_step"]), int(r["env_step"]) / float(r["train_sps"])) for r in rows]
+    for seed_dir in sorted(run_dir.glob("seed*/")):
+        steps, sps = load_run(seed_dir, "train_sps")
+        t = [(int(s), s / x) for s, x in zip(steps, sps)]  # (env step, loop seconds so far)
         first = next(((s, x) for s, x in t if s >= warmup and s < t[-1][0]), (0, 0.0))
-        out["returns"].append(float(rows[-1]["eval_return_mean"]))
+        out["returns"].append(float(load_run(seed_dir, "eval_return_mean")[1][-1]))
         out["post"].append((t[-1][1] - first[1]) / (t[-1][0] - first[0]))
         out["whole"].append(t[-1][1] / t[-1][0])
     return out
@@ -116,11 +115,10 @@ def final_rows(run_dir: Path, warmup: int) -> dict:
 
 def curve(run_dir: Path) -> dict[int, tuple[float, float]]:
     """env step → (mean over seeds of eval_return_mean, of eval_return_single_mean), from the seeds' metrics.csv."""
-    rows = [list(csv.DictReader(m.read_text().splitlines())) for m in sorted(run_dir.glob("seed*/metrics.csv"))]
-    steps = sorted(set.intersection(*({int(r["env_step"]) for r in rs} for rs in rows))) if rows else []
-    pick = lambda rs, step, col: next(float(r[col]) for r in rs if int(r["env_step"]) == step)  # noqa: E731
-    return {s: tuple(float(np.mean([pick(rs, s, col) for rs in rows]))
-                     for col in ("eval_return_mean", "eval_return_single_mean")) for s in steps}
+    cols = [[dict(zip(*load_run(d, col))) for d in sorted(run_dir.glob("seed*/"))]
+            for col in ("eval_return_mean", "eval_return_single_mean")]
+    steps = sorted(set.intersection(*(set(c) for c in cols[0]))) if cols[0] else []
+    return {int(s): tuple(float(np.mean([c[s] for c in per_seed])) for per_seed in cols) for s in steps}
 
 
 def stage_b(args) -> dict:

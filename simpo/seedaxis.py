@@ -1,7 +1,7 @@
 """Several seeds in one process: how their pytrees are held, and how one-seed functions run over all of them.
 
 `vmap` stacks every per-seed pytree (agent state, replay buffer, NaN guard, keys) along a leading axis and runs
-one batched program: the fastest. `map` keeps a list of per-seed pytrees and calls the one-seed jitted function
+one batched program. `map` keeps a list of per-seed pytrees and calls the one-seed jitted function
 for each: bit-identical to single-seed runs (one seed is always held this way). Under vmap, XLA sums a batched
 gradient in another order than the one-seed program, so results agree only to the last bits of a float; RL
 training then drifts apart. XLA's `lax.map` is no way out: it peels loop iterations and compiles them differently.

@@ -50,8 +50,8 @@ class TrainConfig:
     preset: Literal["paper", "fast"] = "fast"
     seed: int = 0
     seeds: tuple[int, ...] = ()
-    """Train several seeds in one process (--seeds 0 1 2 3 4; overrides --seed): the agent states are batched over
-    seeds and the envs stepped together. Writes one ordinary run directory per seed, RUN_DIR/seed{K}/."""
+    """Train several seeds in one process (--seeds 0 1 2 3 4; overrides --seed), the envs stepped together (see
+    --seed-batching). Writes one ordinary run directory per seed, RUN_DIR/seed{K}/."""
     seed_batching: Literal["map", "vmap"] = "map"
     """How --seeds share the jitted step. map: the one-seed program per seed, bit-identical to single-seed runs.
     vmap: one batched program; it differs from single runs in the last bits of a float (XLA sums a batched gradient
