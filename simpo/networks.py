@@ -18,15 +18,16 @@ __all__ = ["ACTIVATIONS", "get_activation", "mish", "LearnableFourierEmbedding",
 
 
 def mish(x: jax.Array) -> jax.Array:
-    """Mish activation ``x · tanh(softplus(x))``, as ``x · n / (n + 2)`` with ``n = eˣ(eˣ + 2)``.
+    """Mish activation ``x · tanh(softplus(x))``, as ``x − 2x / (n + 2)`` with ``n = eˣ(eˣ + 2)``.
 
-    The two are equal (tanh(log(1 + eˣ)) = ((1 + eˣ)² − 1) / ((1 + eˣ)² + 1)); this form needs one exp
-    instead of exp, log1p and tanh, and on a CPU halves the activation's share of a layer. Above x = 20,
-    mish(x) = x to float32 precision.
+    The two are equal (tanh(log(1 + eˣ)) = ((1 + eˣ)² − 1) / ((1 + eˣ)² + 1) = 1 − 2 / (n + 2)); this form needs
+    one exp instead of exp, log1p and tanh, no select, and its autodiff backward is cheap: on a CPU the ε-matching
+    loss's gradient of the `paper` preset took 151 ms instead of 195 with ``x · n / (n + 2)`` under a ``where``
+    (scratch measurement, 2-core Xeon). The exponent is capped at 20, where 2 / (n + 2) < 1e-17: mish(x) = x in
+    float32 for x ≥ 20, and no overflow.
     """
     e = jnp.exp(jnp.minimum(x, 20.0))
-    n = e * (e + 2.0)
-    return jnp.where(x > 20.0, x, x * n / (n + 2.0))
+    return x - 2.0 * x / (e * (e + 2.0) + 2.0)
 
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
