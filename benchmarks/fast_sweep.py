@@ -2,7 +2,7 @@
 depend on, against SAC and `paper`.
 
     python benchmarks/fast_sweep.py --stage a [--env HalfCheetah-v5] [--repeats 20] [--rounds 3]
-    python benchmarks/fast_sweep.py --stage b --points s2-n8-h256-k1 s2-n16-h256-k2 [--steps 100000] [--seeds 3]
+    python benchmarks/fast_sweep.py --stage b --points s2-n8-h256-k1 s2-n16-h256-k2 [--steps 100000] [--seeds 3] [--parallel]
 
 A point `sS-nN-hW-kK` is the `fast` preset with S flow (Euler) steps, N candidates, policy hidden dims (W, W) and
 actor_interval K (Stage 1 + Stage 2 + the λ step on every K-th update; the critic on every update).
@@ -12,7 +12,7 @@ batch 256 plus one jitted action, for SAC, `paper` and the grid steps {1,2,4} ×
 With K > 1 one timed call is K updates from states at steps 0..K-1 (so the cond's branches count as in training),
 divided by K (speed.measure). SAC's env step and buffer insert are added to give ms per env step at UTD 1.
 Stage B (return): one `simpo train --seeds ... --seed-batching map` subprocess per config, one after another (SAC
-first): the final eval_return_mean (best-of-M, the authors' protocol) of each seed, and the loop's ms per env step
+first), or all at once with --parallel (they then share the cores, and the same load): the final eval_return_mean (best-of-M, the authors' protocol) of each seed, and the loop's ms per env step
 after warm-up (from train_sps at the warm-up and final evaluations; evaluation excluded).
 Each stage saves its results as JSON under --root; the report (--out) shows every stage found there.
 """
@@ -121,30 +121,43 @@ def curve(run_dir: Path) -> dict[int, tuple[float, float]]:
     return {int(s): tuple(float(np.mean([c[s] for c in per_seed])) for per_seed in cols) for s in steps}
 
 
+def wait(procs: dict[str, list]) -> None:
+    """Wait for every [cmd, load, start, Popen] run, appending its end time and load average as it exits."""
+    while any(len(p) == 4 for p in procs.values()):
+        for p in procs.values():
+            if len(p) == 4 and p[3].poll() is not None:
+                p += [time.perf_counter(), os.getloadavg()[0]]
+        time.sleep(1)
+
+
 def stage_b(args) -> dict:
     source = provenance()
     seeds = [str(s) for s in range(args.seeds)]
     configs = {"sac": ["--algo", "sac"], **{p: ["--algo", "simpo", *point_flags(p)] for p in args.points}}
-    results = {}
+    procs = {}
     for n, flags in configs.items():
         run_dir = args.root / "stage_b" / n
         cmd = [sys.executable, "-m", "simpo.cli", "train", "--env", args.env, *flags, "--total-steps", str(args.steps),
                "--warmup-steps", str(args.warmup), "--eval-interval", str(args.eval_interval), "--checkpoint-interval",
                str(args.steps), "--no-progress", "--overwrite", "--run-dir", str(run_dir), "--seeds", *seeds,
                "--seed-batching", "map"]
-        load, start = os.getloadavg()[0], time.perf_counter()
         run_dir.mkdir(parents=True, exist_ok=True)
-        with open(args.root / "stage_b" / f"{n}.log", "w") as log:
-            done = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
-        if done.returncode != 0:
+        log = open(args.root / "stage_b" / f"{n}.log", "w")
+        procs[n] = [cmd, os.getloadavg()[0], time.perf_counter(), subprocess.Popen(cmd, stdout=log, stderr=log)]
+        if not args.parallel:
+            wait(procs)
+    wait(procs)
+    results = {}
+    for n, (cmd, load, start, proc, end, end_load) in procs.items():
+        if proc.returncode != 0:
             raise SystemExit(f"{n} failed: see {args.root / 'stage_b' / f'{n}.log'}")
-        r = {**final_rows(run_dir, args.warmup), "wall_s": time.perf_counter() - start,
-             "load": [load, os.getloadavg()[0]], "command": "python " + " ".join(cmd[1:])}
+        r = {**final_rows(args.root / "stage_b" / n, args.warmup), "wall_s": end - start, "load": [load, end_load],
+             "command": "python " + " ".join(cmd[1:])}
         results[n] = r
         print(f"{n}: returns {[round(x) for x in r['returns']]}, {np.mean(r['post']) * 1e3:.1f} ms/env step "
               f"after warm-up, {r['wall_s']:.0f} s wall", flush=True)
     return {"provenance": source, "fast": current_fast(), "env": args.env, "steps": args.steps, "seeds": args.seeds,
-            "warmup": args.warmup, "results": results}
+            "warmup": args.warmup, "parallel": args.parallel, "results": results}
 
 
 def table_a(a: dict) -> list[str]:
@@ -180,7 +193,8 @@ def table_b(b: dict, root: Path) -> list[str]:
                      f"{', '.join(f'{x:.0f}' for x in r['returns'])} | {r['load'][0]:.1f}, {r['load'][1]:.1f} |")
     lines += ["", f"All {b['seeds']} seeds of a config train in one process (`--seeds`, map batching): ms per env step "
               "is the loop's time for one env step of every seed (acting, env, update; evaluation excluded). Configs "
-              "ran one after another; the load average shows what else shared the machine. Commands: "
+              + ("trained at the same time (`--parallel`), sharing the cores" if b.get("parallel") else
+                 "ran one after another") + "; the load average shows what else shared the machine. Commands: "
               f"`{res['sac']['command']}` and likewise with each point's flags "
               "(`--algo simpo --preset fast --agent.policy.steps S --agent.num-candidates N "
               "--agent.policy.hidden-dims W W --agent.actor-interval K`)."]
@@ -205,6 +219,7 @@ def main() -> None:
     parser.add_argument("--points", nargs="+", default=[current_fast()], help="Stage B: points to train besides SAC")
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--parallel", action="store_true", help="Stage B: train the configs at once, not in turn")
     parser.add_argument("--warmup", type=int, default=5000)
     parser.add_argument("--eval-interval", type=int, default=5000)
     parser.add_argument("--root", type=Path, default=Path("runs/benchmarks/fast_sweep"))
