@@ -12,8 +12,8 @@ batch 256 plus one jitted action, for SAC, `paper` and the grid steps {1,2,4} ×
 With K > 1 one timed call is K updates from states at steps 0..K-1 (so the cond's branches count as in training),
 divided by K (speed.measure). SAC's env step and buffer insert are added to give ms per env step at UTD 1.
 Stage B (return): one `simpo train --seeds ... --seed-batching map` subprocess per config, one after another (SAC
-first), or all at once with --parallel (they then share the cores, and the same load): the final eval_return_mean (best-of-M, the authors' protocol) of each seed, and the loop's ms per env step
-after warm-up (from train_sps at the warm-up and final evaluations; evaluation excluded).
+first), or all at once with --parallel (sharing the cores and the load): the final eval_return_mean (best-of-M, the
+authors' protocol) of each seed, and the loop's ms per env step after warm-up (from train_sps at the warm-up and final evaluations; evaluation excluded).
 Each stage saves its results as JSON under --root; the report (--out) shows every stage found there.
 """
 
@@ -121,12 +121,28 @@ def curve(run_dir: Path) -> dict[int, tuple[float, float]]:
     return {int(s): tuple(float(np.mean([c[s] for c in per_seed])) for per_seed in cols) for s in steps}
 
 
-def wait(procs: dict[str, list]) -> None:
-    """Wait for every [cmd, load, start, Popen] run, appending its end time and load average as it exits."""
-    while any(len(p) == 4 for p in procs.values()):
-        for p in procs.values():
-            if len(p) == 4 and p[3].poll() is not None:
-                p += [time.perf_counter(), os.getloadavg()[0]]
+@dataclasses.dataclass
+class Run:
+    """One Stage B training subprocess, with the load average and time at its start and (once it exits) its end."""
+
+    cmd: list[str]
+    log: Path
+    load: float = dataclasses.field(default_factory=lambda: os.getloadavg()[0])
+    start: float = dataclasses.field(default_factory=time.perf_counter)
+    end: float | None = None
+    end_load: float | None = None
+
+    def __post_init__(self):
+        with open(self.log, "w") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait(runs) -> None:
+    """Wait for every run, recording each one's end time and load average as it exits."""
+    while any(r.end is None for r in runs):
+        for r in runs:
+            if r.end is None and r.proc.poll() is not None:
+                r.end, r.end_load = time.perf_counter(), os.getloadavg()[0]
         time.sleep(1)
 
 
@@ -134,7 +150,7 @@ def stage_b(args) -> dict:
     source = provenance()
     seeds = [str(s) for s in range(args.seeds)]
     configs = {"sac": ["--algo", "sac"], **{p: ["--algo", "simpo", *point_flags(p)] for p in args.points}}
-    procs = {}
+    runs = {}
     for n, flags in configs.items():
         run_dir = args.root / "stage_b" / n
         cmd = [sys.executable, "-m", "simpo.cli", "train", "--env", args.env, *flags, "--total-steps", str(args.steps),
@@ -142,17 +158,16 @@ def stage_b(args) -> dict:
                str(args.steps), "--no-progress", "--overwrite", "--run-dir", str(run_dir), "--seeds", *seeds,
                "--seed-batching", "map"]
         run_dir.mkdir(parents=True, exist_ok=True)
-        log = open(args.root / "stage_b" / f"{n}.log", "w")
-        procs[n] = [cmd, os.getloadavg()[0], time.perf_counter(), subprocess.Popen(cmd, stdout=log, stderr=log)]
+        runs[n] = Run(cmd, args.root / "stage_b" / f"{n}.log")
         if not args.parallel:
-            wait(procs)
-    wait(procs)
+            wait([runs[n]])
+    wait(runs.values())
     results = {}
-    for n, (cmd, load, start, proc, end, end_load) in procs.items():
-        if proc.returncode != 0:
-            raise SystemExit(f"{n} failed: see {args.root / 'stage_b' / f'{n}.log'}")
-        r = {**final_rows(args.root / "stage_b" / n, args.warmup), "wall_s": end - start, "load": [load, end_load],
-             "command": "python " + " ".join(cmd[1:])}
+    for n, run in runs.items():
+        if run.proc.returncode != 0:
+            raise SystemExit(f"{n} failed: see {run.log}")
+        r = {**final_rows(args.root / "stage_b" / n, args.warmup), "wall_s": run.end - run.start,
+             "load": [run.load, run.end_load], "command": "python " + " ".join(run.cmd[1:])}
         results[n] = r
         print(f"{n}: returns {[round(x) for x in r['returns']]}, {np.mean(r['post']) * 1e3:.1f} ms/env step "
               f"after warm-up, {r['wall_s']:.0f} s wall", flush=True)
