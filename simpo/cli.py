@@ -185,6 +185,8 @@ def cmd_study(args: list[str]) -> int:
     parser.add_argument("--budget", type=int, help="env steps per run (bandits: epochs); default: the study's")
     parser.add_argument("--seeds", type=int, nargs="+", help="default: the study's (0 1 2 3 4)")
     parser.add_argument("--preset", choices=("paper", "fast"), help="default: the study's (paper)")
+    parser.add_argument("--envs", nargs="+", help="run only these of the study's envs (bandits: landscapes); "
+                        "default: all (`--list` shows them)")
     parser.add_argument("--out", type=Path, default=Path("runs/study"))
     parser.add_argument("--overwrite", action="store_true", help="restart every run instead of resuming")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples of the aggregate CIs")
@@ -193,8 +195,9 @@ def cmd_study(args: list[str]) -> int:
     if ns.list or not ns.name:
         for name, study in STUDIES.items():
             print(f"{name:<18} {study.description} [{study.paper}; default budget {study.budget:,}]")
+            print(f"{'':<18} envs: {' '.join(study.envs)}")
         return 0
-    out = run_study(ns.name, ns.out, ns.budget, ns.seeds, ns.preset, ns.overwrite, ns.progress, ns.reps)
+    out = run_study(ns.name, ns.out, ns.budget, ns.seeds, ns.preset, ns.overwrite, ns.progress, ns.reps, ns.envs)
     print(f"results: {out}")
     return 0
 

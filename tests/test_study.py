@@ -34,12 +34,16 @@ def test_registry_and_cells():
     assert neg["Hopper-v5/simpo-signed_linear:floor=-0.02"].floor == -0.02
     with pytest.raises(ValueError, match="not a training grid"):
         cells("bandits")
+    two = cells("mujoco", budget=1000, seeds=[0], envs=["Ant-v5", "Hopper-v5"])  # a subset, in the order given
+    assert [c.name for c in two] == [c.name for e in ("Ant", "Hopper") for c in full if c.name.startswith(e + "-")]
 
 
 @pytest.mark.parametrize("argv, message", [
     (["study", "nope"], "unknown study 'nope'; allowed: bandits, reward-landscape"),
     (["study", "reward-landscape", "--budget", "0"], "budget must be a positive int"),
     (["study", "bandits", "--seeds", "1", "1"], "seeds contain duplicates"),
+    (["study", "mujoco", "--envs", "Hopper-v4"], "study 'mujoco' has no env 'Hopper-v4'; allowed: HalfCheetah-v5, "),
+    (["study", "bandits", "--envs", "sharp", "sharp"], "envs contain duplicates"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
     assert main([*argv, "--out", str(tmp_path / "out")]) == 2
@@ -161,3 +165,12 @@ def test_run_state(tmp_path):
     assert run_state(run, config) == "done"
     (run / "config.json").write_text(json.dumps({**saved, "total_steps": 200}))
     assert run_state(run, config) == "conflict"
+
+
+def test_bandit_study_on_a_subset_of_landscapes(tmp_path, capsys):
+    assert main(["study", "bandits", "--envs", "sharp", "--budget", "3", "--seeds", "0", "--out", str(tmp_path),
+                 "--no-progress"]) == 0
+    root = tmp_path / "bandits"
+    assert sorted(p.name for p in root.iterdir()) == ["results.json", "results.md", "sharp"]
+    table = json.loads((root / "results.json").read_text())["final_regret_mean"]
+    assert list(table) == ["sharp"] and len(table["sharp"]) == len(STUDIES["bandits"].schemes)

@@ -90,14 +90,15 @@ def write_report(results: dict, scores: list, out_dir: Path, title: str) -> None
 
 
 # ------------------------------------------------------------------------------------------------ bandits
-def run_bandits(study, root: Path, budget: int | None, seeds, overwrite: bool, progress: bool) -> Path:
-    """The `bandits` study: `simpo.bandit.run_study` on every landscape into ROOT/<landscape>/ (a finished
+def run_bandits(study, root: Path, budget: int | None, seeds, overwrite: bool, progress: bool,
+                envs: tuple[str, ...] = ()) -> Path:
+    """The `bandits` study: `simpo.bandit.run_study` on every landscape (or `envs`) into ROOT/<landscape>/ (a finished
     landscape with the same settings is skipped), then ROOT/results.md and results.json."""
     from simpo.bandit import BanditConfig, run_study
 
     configs = {name: BanditConfig(landscape=name, schemes=study.schemes, seeds=seeds or study.seeds,
                                   epochs=budget or study.budget, run_dir=str(root / name), overwrite=True)
-               for name in study.envs}
+               for name in envs or study.envs}
     todo = {}
     for name, config in configs.items():  # validate everything first
         summary = root / name / "summary.json"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from simpo.logger import read_config, to_jsonable
 from simpo.plot import load_run
-from simpo.study.specs import Cell, check_budget_seeds, cells, get_study
+from simpo.study.specs import Cell, check_budget_seeds, check_envs, cells, get_study
 from simpo.train import TrainConfig, check_run_dir, run_config_dict, train
 
 _IGNORED = ("run_dir", "progress", "overwrite", "track", "wandb_project")  # do not change what a run computes
@@ -79,10 +79,10 @@ def _train_cell(config: TrainConfig, cell_dir: Path, seeds: tuple[int, ...], sta
 
 
 def plan(name: str, out: Path, budget: int | None = None, seeds=None, preset: str | None = None,
-         overwrite: bool = False) -> list[tuple[Cell, Path, dict[int, str]]]:
+         overwrite: bool = False, envs=None) -> list[tuple[Cell, Path, dict[int, str]]]:
     """(cell, cell directory, {seed: state}) for every cell; ValueError if the study cannot run as asked."""
     root = Path(out) / name
-    grid = cells(name, budget, seeds, preset)
+    grid = cells(name, budget, seeds, preset, envs)
     rows = []
     for cell in grid:
         cell_dir = root / cell.name
@@ -99,8 +99,10 @@ def plan(name: str, out: Path, budget: int | None = None, seeds=None, preset: st
 
 
 def run_study(name: str, out: str | Path = "runs/study", budget: int | None = None, seeds=None,
-              preset: str | None = None, overwrite: bool = False, progress: bool = True, reps: int = 2000) -> Path:
-    """Run study `name` into OUT/NAME (resuming what is there), aggregate it, return the results directory."""
+              preset: str | None = None, overwrite: bool = False, progress: bool = True, reps: int = 2000,
+              envs=None) -> Path:
+    """Run study `name` (only `envs` of it, if given) into OUT/NAME (resuming what is there), aggregate what
+    OUT/NAME holds, return the results directory."""
     study = get_study(name)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -108,8 +110,9 @@ def run_study(name: str, out: str | Path = "runs/study", budget: int | None = No
     if study.kind == "bandit":
         from simpo.study.report import run_bandits
 
-        return run_bandits(study, out / name, budget, check_budget_seeds(budget, seeds), overwrite, progress)
-    rows = plan(name, out, budget, seeds, preset, overwrite)
+        return run_bandits(study, out / name, budget, check_budget_seeds(budget, seeds), overwrite, progress,
+                           check_envs(study, envs))
+    rows = plan(name, out, budget, seeds, preset, overwrite, envs)
     runs = sum(len(states) for _, _, states in rows)
     done = sum(s == "done" for _, _, states in rows for s in states.values())
     _say(f"study {name}: {len(rows)} cells × {len(rows[0][0].seeds)} seeds × {rows[0][0].config.total_steps} env "

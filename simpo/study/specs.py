@@ -2,7 +2,7 @@
 
 An `Arm` is one column of a results table: an algorithm preset (simpo, dpmd, qvpo, sac) and, for SiMPO, a
 weighting scheme with its parameters (`simpo.bandit.parse_scheme` syntax, e.g. ``"signed_linear:floor=-0.02"``).
-`cells(name, budget, seeds)` expands a study into `Cell`s, one `TrainConfig` each (seed = the first seed,
+`cells(name, budget, seeds, preset, envs)` expands a study into `Cell`s, one `TrainConfig` each (seed = the first seed,
 run_dir unset); the runner trains every seed of a cell into OUT/NAME/<cell.name>/seed{K}/.
 
 `--budget` shortens every run to that many env steps, and scales what must scale with it: warm-up steps
@@ -151,8 +151,23 @@ def check_budget_seeds(budget: int | None, seeds) -> tuple[int, ...] | None:
     return seeds
 
 
-def cells(name: str, budget: int | None = None, seeds=None, preset: str | None = None) -> list[Cell]:
-    """The training grid of study `name` (ValueError for a bandit study: it is not a training grid)."""
+def check_envs(study: Study, envs) -> tuple[str, ...]:
+    """`envs` as a tuple of the study's envs (None: all of them); ValueError naming the allowed ones."""
+    if envs is None:
+        return study.envs
+    envs = (envs,) if isinstance(envs, str) else tuple(envs)
+    unknown = [e for e in envs if e not in study.envs]
+    if not envs or unknown:
+        raise ValueError(f"study {study.name!r} has no env {unknown[0] if unknown else '(none given)'!r}; "
+                         f"allowed: {', '.join(study.envs)}")
+    if len(set(envs)) != len(envs):
+        raise ValueError(f"envs contain duplicates: {list(envs)}")
+    return envs
+
+
+def cells(name: str, budget: int | None = None, seeds=None, preset: str | None = None, envs=None) -> list[Cell]:
+    """The training grid of study `name`, restricted to `envs` if given (ValueError for a bandit study: it is
+    not a training grid)."""
     study = get_study(name)
     seeds = check_budget_seeds(budget, seeds) or study.seeds
     if study.kind != "train":
@@ -162,7 +177,7 @@ def cells(name: str, budget: int | None = None, seeds=None, preset: str | None =
         raise ValueError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
     steps = budget or study.budget
     out = []
-    for env in study.envs:
+    for env in check_envs(study, envs):
         for transform in study.reward_transforms:
             for arm in study.arms:
                 assert arm.algo in ALGOS and transform in REWARD_TRANSFORMS
