@@ -1,79 +1,98 @@
 """Validation (not a test): does the weighting advisor pick the scheme that measurably won?
 
     nice -n 5 python benchmarks/advisor.py [--seeds 0 1 2] [--warmup-steps 1000] [--train-steps 1000]
-        [--cheetah-winners flat=SCHEME steep=SCHEME] [--out docs/benchmarks/advisor.md]
+        [--bandit-seeds 5 6 ... 24] [--bandit-epochs 200] [--cheetah-winners flat=SCHEME steep=SCHEME]
+        [--cache runs/advisor] [--out docs/benchmarks/advisor.md]
 
 Rows:
 - every built-in bandit landscape (simpo.bandit.landscapes) with the bandit's jitter 0.2, and `bad-region` with
-  jitter 0: the advisor's stats on candidates from the initial policy (`advise_bandit`), against the measured final
-  regrets of docs/bandits.md (parsed from its table). Two hits are scored: the advisor's scheme against the best of
-  the paper's three non-negative schemes (exp, linear, square), and its signed suggestion (made iff candidates are
-  jittered) against whether a signed scheme won overall.
+  jitter 0: the advisor's stats on candidates from the initial policy (`advise_bandit`), against final regrets
+  measured here (`simpo.bandit.run_study`, --bandit-seeds, default 5-24: seeds that docs/bandits.md, where the
+  signed suggestion was read off, did not use). Schemes are compared paired by seed (every scheme of a seed starts
+  from the same initial policy and random stream), with bootstrap intervals; a winner is *decided* when it beats both others.
+  Two hits are scored: the advisor's scheme against the best of the paper's three non-negative schemes (exp,
+  linear, square), and its signed suggestion (made iff candidates are jittered) against whether
+  signed_linear:floor=-0.02 beat that best one.
 - dm_control cheetah-run with the `flat` and `steep` reward transforms (simpo.transforms): `advise` per seed (a
   short warm-up run each); the pick is the majority over seeds. The measured winners come from the reward-landscape
   study (docs/results.md), passed with --cheetah-winners; without them the rows say "winner not measured yet".
+  They count as undecided unless --cheetah-decided says they won beyond noise.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import json
-import re
 import sys
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import provenance, write_report  # noqa: E402
 
 from simpo.advisor import STEEP_SKEW, Advice, advise, advise_bandit  # noqa: E402
-from simpo.bandit import LANDSCAPES  # noqa: E402
+from simpo.bandit import LANDSCAPES, BanditConfig, run_study  # noqa: E402
 
 NON_NEGATIVE = ("exp", "linear", "square")
-SIGNED = ("wd1", "signed_linear")
+BANDIT_SCHEMES = (*NON_NEGATIVE, "signed_linear:floor=-0.02")  # the last: the advisor's signed suggestion
 STAT_KEYS = ("skew", "top_gap", "near_max", "kurtosis")
 
 
-def bandit_regrets(path: Path) -> dict[str, dict[str, tuple[float, float]]]:
-    """{column: {scheme spec: (mean, std)}} from the final-regret table of docs/bandits.md."""
-    table = [line for line in path.read_text().splitlines() if line.startswith("|")]
-    header = [c.strip() for c in table[0].strip("|").split("|")]
-    columns = {name: {} for name in header[1:]}
-    for line in table[2:]:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        scheme = cells[0].strip("`")
-        for name, cell in zip(header[1:], cells[1:]):
-            m = re.match(r"\**([\d.]+) ± ([\d.]+)", cell)
-            if m:
-                columns[name][scheme] = (float(m.group(1)), float(m.group(2)))
-    return columns
+def bandit_finals(landscape: str, jitter: float, seeds: list[int], epochs: int, root: Path) -> dict[str, np.ndarray]:
+    """{scheme: final regret per seed} for BANDIT_SCHEMES, run by `simpo.bandit.run_study` into root/<case>/
+    (reused when a run with the same settings is there)."""
+    config = BanditConfig(landscape=landscape, schemes=BANDIT_SCHEMES, seeds=tuple(seeds), epochs=epochs,
+                          jitter=jitter, run_dir=str(root / f"{landscape}_jitter{jitter:g}"), overwrite=True)
+    summary = Path(config.run_dir) / "summary.json"
+    if not summary.is_file() or json.loads(summary.read_text())["config"] != json.loads(json.dumps(asdict(config))):
+        run_study(config, progress=False)
+    finals: dict[str, dict[int, float]] = {s: {} for s in BANDIT_SCHEMES}
+    with (Path(config.run_dir) / "regret.csv").open() as f:
+        for row in csv.DictReader(f):
+            if int(row["epoch"]) == epochs:
+                finals[row["scheme"]][int(row["seed"])] = float(row["regret"])
+    return {s: np.array([v[k] for k in seeds]) for s, v in finals.items()}
+
+
+def paired_ci(a: np.ndarray, b: np.ndarray, reps: int = 10_000) -> tuple[float, float, float]:
+    """Mean of a − b over seeds (the same seeds: paired) and its 95% percentile-bootstrap interval."""
+    d = a - b
+    means = d[np.random.default_rng(0).integers(0, d.size, (reps, d.size))].mean(1)
+    return float(d.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def _stats_cell(stats: dict) -> str:
     return ", ".join(f"{k} {stats[k]:+.2f}" for k in (*STAT_KEYS, "reward_skew") if k in stats)
 
 
-def bandit_rows(regrets: dict, seeds: list[int]) -> list[dict]:
+def bandit_rows(seeds: list[int], bandit_seeds: list[int], epochs: int, root: Path) -> list[dict]:
     cases = [(name, 0.2, name) for name in LANDSCAPES] + [("bad-region", 0.0, "bad-region, jitter 0")]
     rows = []
     for landscape, jitter, column in cases:
         advices = [advise_bandit(landscape, seed, jitter=jitter) for seed in seeds]
         picks = Counter(a.scheme for a in advices)
         scheme = picks.most_common(1)[0][0]
-        results = regrets[column]
-        best_nonneg = min(NON_NEGATIVE, key=lambda s: results[s][0])
-        overall = min(results, key=lambda s: results[s][0])
-        signed_won = overall.split(":")[0] in SIGNED
+        finals = bandit_finals(landscape, jitter, bandit_seeds, epochs, root)
+        best = min(NON_NEGATIVE, key=lambda s: finals[s].mean())
+        gaps = {s: paired_ci(finals[s], finals[best]) for s in NON_NEGATIVE if s != best}
+        signed = BANDIT_SCHEMES[-1]
+        d, lo, hi = paired_ci(finals[signed], finals[best])
+        signed_won = True if hi < 0 else False if lo > 0 else None
+        suggested = advices[0].signed_alternative is not None
         rows.append({
             "landscape": f"bandit {column}", "stats": advices[0].stats, "picks": dict(picks), "scheme": scheme,
             "signed": advices[0].signed_alternative,
-            "winner": f"{best_nonneg} ({results[best_nonneg][0]:.4f}; {scheme} {results[scheme][0]:.4f} "
-                      f"± {results[scheme][1]:.4f})",
-            "hit": scheme == best_nonneg,
-            "tie": abs(results[scheme][0] - results[best_nonneg][0]) <= results[scheme][1],
-            "overall": f"{overall} ({results[overall][0]:.4f})",
-            "signed_hit": (advices[0].signed_alternative is not None) == signed_won,
+            "winner": f"{best} ({finals[best].mean():.4f}); " + ", ".join(
+                f"{s} {g:+.4f} [{a:+.4f}, {b:+.4f}]" for s, (g, a, b) in gaps.items()),
+            "decided": all(a > 0 for _, a, _ in gaps.values()),
+            "hit": scheme == best,
+            "overall": f"{signed} − {best}: {d:+.4f} [{lo:+.4f}, {hi:+.4f}]",
+            "signed_hit": None if signed_won is None else suggested == signed_won,
         })
     return rows
 
@@ -91,7 +110,7 @@ def cheetah_advice(seeds: list[int], warmup: int, train: int, cache: Path) -> di
     return {t: [Advice(**{k: v for k, v in a.items() if k in fields}) for a in saved[t]] for t in ("flat", "steep")}
 
 
-def cheetah_rows(winners: dict[str, str], advice: dict[str, list[Advice]]) -> list[dict]:
+def cheetah_rows(winners: dict[str, str], advice: dict[str, list[Advice]], decided: bool) -> list[dict]:
     rows = []
     for transform, advices in advice.items():
         picks = Counter(a.scheme for a in advices)
@@ -102,52 +121,61 @@ def cheetah_rows(winners: dict[str, str], advice: dict[str, list[Advice]]) -> li
             "landscape": f"dmc:cheetah-run, reward {transform}", "stats": advices[0].stats, "picks": dict(picks),
             "scheme": scheme, "signed": advices[0].signed_alternative, "skews": skews,
             "winner": winner or "winner not measured yet", "hit": None if winner is None else scheme == winner,
-            "tie": None,
+            "decided": None if winner is None else decided,
             "overall": "-", "signed_hit": None,
         })
     return rows
 
 
-def _hits(rows: list[dict], key: str) -> str:
-    scored = [r[key] for r in rows if r[key] is not None]
+def _hits(rows: list[dict], key: str, decided_only: bool = False) -> str:
+    scored = [r[key] for r in rows if r[key] is not None and (r.get("decided") or not decided_only)]
     return f"{sum(scored)}/{len(scored)}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of the advisor's own stats")
     parser.add_argument("--warmup-steps", type=int, default=1000)
     parser.add_argument("--train-steps", type=int, default=1000)
     parser.add_argument("--cheetah-winners", nargs="*", default=[], metavar="TRANSFORM=SCHEME")
-    parser.add_argument("--bandit-table", type=Path, default=Path("docs/bandits.md"))
+    parser.add_argument("--cheetah-decided", action="store_true",
+                        help="the --cheetah-winners beat the other schemes beyond noise (else: scored as undecided)")
+    parser.add_argument("--bandit-seeds", type=int, nargs="+", default=list(range(5, 25)),
+                        help="seeds of the bandit runs that measure the winners (default 5-24: not docs/bandits.md's)")
+    parser.add_argument("--bandit-epochs", type=int, default=200)
     parser.add_argument("--skip-cheetah", action="store_true")
-    parser.add_argument("--cache", type=Path, default=Path("runs/advisor/cheetah_advice.json"),
-                        help="the Cheetah advice per seed, reused when seeds and budgets match")
+    parser.add_argument("--cache", type=Path, default=Path("runs/advisor"),
+                        help="bandit runs and the Cheetah advice per seed, reused when settings match")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/advisor.md"))
     args = parser.parse_args()
     winners = dict(item.split("=", 1) for item in args.cheetah_winners)
     source = provenance()
 
-    rows = bandit_rows(bandit_regrets(args.bandit_table), args.seeds)
+    rows = bandit_rows(args.seeds, args.bandit_seeds, args.bandit_epochs, args.cache / "bandits")
     if not args.skip_cheetah:
-        advice = cheetah_advice(args.seeds, args.warmup_steps, args.train_steps, args.cache)
-        rows += cheetah_rows(winners, advice)
-    mark = {True: "yes", False: "**no**", None: "-"}
+        advice = cheetah_advice(args.seeds, args.warmup_steps, args.train_steps, args.cache / "cheetah_advice.json")
+        rows += cheetah_rows(winners, advice, args.cheetah_decided)
+    mark, plain = {True: "yes", False: "**no**", None: "-"}, {True: "yes", False: "no", None: "-"}
     lines = [
-        "| landscape | stats (seed 0) | picks over seeds | recommended | measured winner (non-negative) | hit? "
-        "| signed suggested | overall winner | signed hit? |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"Bandit winners: final regret after {args.bandit_epochs} epochs, mean over seeds {args.bandit_seeds[0]}–"
+        f"{args.bandit_seeds[-1]} ({len(args.bandit_seeds)} runs per scheme); beside the winner, each other "
+        "scheme's regret minus the winner's, paired by seed, with a 95% bootstrap interval. *Decided*: every "
+        "interval above 0.", "",
+        "| landscape | stats (seed 0) | picks over seeds | recommended | measured winner (non-negative) | decided? "
+        "| hit? | signed suggested | signed − best non-negative | signed hit? |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         picks = ", ".join(f"{k} {v}" for k, v in r["picks"].items())
         if "skews" in r:
             picks += f" (skews {r['skews']})"
-        hit = mark[r["hit"]] + (" (within 1 std)" if r["hit"] is False and r["tie"] else "")
         lines.append(f"| {r['landscape']} | {_stats_cell(r['stats'])} | {picks} | `{r['scheme']}` | {r['winner']} "
-                     f"| {hit} | {r['signed'] or 'no'} | {r['overall']} | {mark[r['signed_hit']]} |")
-    lines += ["", f"Hit rate, scheme (rule: skew > {STEEP_SKEW:g} → linear, else square): {_hits(rows, 'hit')} "
-              f"of the rows with a measured winner; signed suggestion: {_hits(rows, 'signed_hit')}.", "",
-              "Provenance:", source]
+                     f"| {plain[r['decided']]} | {mark[r['hit']]} | {r['signed'] or 'no'} | {r['overall']} "
+                     f"| {mark[r['signed_hit']]} |")
+    lines += ["", f"Hit rate, scheme (rule: skew > {STEEP_SKEW:g} → linear, else square): "
+              f"{_hits(rows, 'hit', True)} of the rows with a decided winner, {_hits(rows, 'hit')} of all rows with "
+              f"a measured winner; signed suggestion: {_hits(rows, 'signed_hit')} of the rows where signed − best "
+              "non-negative is decided either way.", "", "Provenance:", source]
     write_report(lines, args.out)
 
 
