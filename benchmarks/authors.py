@@ -28,6 +28,8 @@ from importlib import metadata
 from pathlib import Path
 
 import jax
+
+USER_XLA_FLAGS = os.environ.get("XLA_FLAGS", "")  # before anything imports simpo (which adds CPU_VECTOR_FLAG)
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -63,7 +65,8 @@ def ours_setup(env_id: str) -> tuple[dict, dict]:
     sys.path.insert(0, str(HERE))
     from speed import setup  # noqa: PLC0415  (simpo is not installed in the authors' venv)
 
-    steps, info = {}, {"versions": _versions("jax", "jaxlib", "flax", "optax"), "configs": {}}
+    steps, info = {}, {"versions": _versions("jax", "jaxlib", "flax", "optax"), "configs": {},
+                       "xla_flags": os.environ.get("XLA_FLAGS", "")}
     for _, name, _ in PAIRS:
         s = setup(name, env_id)
         holder = [s["state"]]
@@ -242,18 +245,22 @@ def main() -> None:
     from _provenance import provenance, write_report  # noqa: PLC0415
 
     source, load_start = provenance(), os.getloadavg()
-    ours = Side(sys.executable, "ours", args)
-    theirs = Side(args.authors_python, "theirs", args, {"PYTHONPATH": str(args.authors_src)},
-                  ("--dims", *map(str, ours.info["dims"])))
-    times: dict[str, list[tuple[float, float]]] = {label: [] for label, _, _ in PAIRS}
+    from simpo import CPU_VECTOR_FLAG  # noqa: PLC0415
+
+    ours = Side(sys.executable, "ours", args)  # simpo's import adds CPU_VECTOR_FLAG in the worker
+    dims = ("--dims", *map(str, ours.info["dims"]))
+    theirs = [Side(args.authors_python, "theirs", args, {"PYTHONPATH": str(args.authors_src), "XLA_FLAGS": flags},
+                   dims) for flags in (USER_XLA_FLAGS, f"{USER_XLA_FLAGS} {CPU_VECTOR_FLAG}".strip())]
+    times: dict[str, list[tuple[float, float, float]]] = {label: [] for label, _, _ in PAIRS}
     for r in range(args.rounds):
         for label, mine, their in PAIRS:
             repeats = args.sac_repeats if mine == "sac" else args.repeats
-            times[label].append((ours.time(mine, repeats), theirs.time(their, repeats)))
-            print(f"round {r + 1}: {label}: ours {times[label][-1][0] * 1e3:.1f} ms, "
-                  f"theirs {times[label][-1][1] * 1e3:.1f} ms", file=sys.stderr, flush=True)
-    ours.close()
-    theirs.close()
+            times[label].append((ours.time(mine, repeats), *(side.time(their, repeats) for side in theirs)))
+            print(f"round {r + 1}: {label}: ours {times[label][-1][0] * 1e3:.1f} ms, theirs "
+                  f"{times[label][-1][1] * 1e3:.1f} ms (with {CPU_VECTOR_FLAG}: {times[label][-1][2] * 1e3:.1f})",
+                  file=sys.stderr, flush=True)
+    for side in (ours, *theirs):
+        side.close()
     lines = report(args, source, load_start, os.getloadavg(), ours.info, theirs.info, times)
     write_report(lines, args.out)
 
@@ -271,16 +278,22 @@ def report(args, source, load_start, load_end, ours_info, theirs_info, times) ->
         for side, info, name in (("ours", ours_info, mine), ("theirs", theirs_info, their)):
             c = info["configs"][name]
             lines.append(f"| {label} | {side} `{name}` | {c['desc']} (batch {c['batch']}) | {c['flops'] / 1e9:.2f} |")
-    lines += ["", "Median ms per update in each round (ours first, then theirs, under the same load):", "",
-              "| update | round | ours ms | theirs ms | ours / theirs |", "|---|---:|---:|---:|---:|"]
+    flag = ours_info["xla_flags"]
+    lines += ["", f"Median ms per update in each round, under the same load: ours (XLA_FLAGS `{flag}`, which "
+              "`import simpo` sets), theirs as shipped (XLA's defaults), and theirs with the same XLA flag as ours:",
+              "", "| update | round | ours ms | theirs ms | ours / theirs | theirs, same flag, ms | ours / that |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for label, rounds in times.items():
-        for r, (mine, their) in enumerate(rounds, 1):
-            lines.append(f"| {label} | {r} | {mine * 1e3:.1f} | {their * 1e3:.1f} | {mine / their:.2f} |")
-    lines += ["", "Overall (median over the rounds):", "", "| update | ours ms | theirs ms | ours / theirs |",
-              "|---|---:|---:|---:|"]
+        for r, (mine, their, same) in enumerate(rounds, 1):
+            lines.append(f"| {label} | {r} | {mine * 1e3:.1f} | {their * 1e3:.1f} | {mine / their:.2f} "
+                         f"| {same * 1e3:.1f} | {mine / same:.2f} |")
+    lines += ["", "Overall (median over the rounds):", "",
+              "| update | ours ms | theirs ms | ours / theirs | theirs, same flag, ms | ours / that |",
+              "|---|---:|---:|---:|---:|---:|"]
     for label, rounds in times.items():
-        mine, their = (float(np.median(x)) for x in zip(*rounds))
-        lines.append(f"| {label} | {mine * 1e3:.1f} | {their * 1e3:.1f} | **{mine / their:.2f}** |")
+        mine, their, same = (float(np.median(x)) for x in zip(*rounds))
+        lines.append(f"| {label} | {mine * 1e3:.1f} | {their * 1e3:.1f} | **{mine / their:.2f}** | {same * 1e3:.1f} "
+                     f"| **{mine / same:.2f}** |")
     lines += ["", f"{args.rounds} rounds; per round and side: one warm-up call, then {args.repeats} timed "
               f"SiMPO/GeMPO updates ({args.sac_repeats} for SAC), each blocked on; the median is kept.", "", NOTES]
     return lines

@@ -1,5 +1,8 @@
 """Tests of Stage 2 (SPEC §3–4): reweighted flow matching / ε-prediction losses, samplers, policies."""
 
+import os
+import subprocess
+import sys
 from functools import partial
 
 import jax
@@ -8,6 +11,7 @@ import numpy as np
 import optax
 import pytest
 
+from simpo import CPU_VECTOR_FLAG
 from simpo.matching import (
     cosine_schedule,
     ddpm_sample,
@@ -289,3 +293,15 @@ def test_vmapped_orthogonal_init_runs_one_qr_at_a_time_with_unchanged_values():
     assert qr_shapes and all("f32[3," not in s for s in qr_shapes), qr_shapes
     reference = nn.initializers.orthogonal(jnp.sqrt(2.0))
     np.testing.assert_array_equal(jax.jit(batched)(keys), jnp.stack([reference(k, (8, 4)) for k in keys]))
+
+
+@pytest.mark.parametrize("user, expected", [
+    (None, CPU_VECTOR_FLAG),
+    ("--xla_cpu_enable_fast_math=false", f"--xla_cpu_enable_fast_math=false {CPU_VECTOR_FLAG}"),
+    ("--xla_cpu_prefer_vector_width=256", "--xla_cpu_prefer_vector_width=256"),  # the user's choice stands
+])
+def test_import_sets_the_cpu_vector_width_unless_the_user_did(user, expected):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"} | ({"XLA_FLAGS": user} if user else {})
+    out = subprocess.run([sys.executable, "-c", "import os, simpo; print(os.environ['XLA_FLAGS'])"], env=env,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == expected
