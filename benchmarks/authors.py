@@ -261,7 +261,7 @@ def main() -> None:
                   file=sys.stderr, flush=True)
     for side in (ours, *theirs):
         side.close()
-    lines = report(args, source, load_start, os.getloadavg(), ours.info, theirs.info, times)
+    lines = report(args, source, load_start, os.getloadavg(), ours.info, theirs[0].info, times)
     write_report(lines, args.out)
 
 
@@ -280,20 +280,21 @@ def report(args, source, load_start, load_end, ours_info, theirs_info, times) ->
             lines.append(f"| {label} | {side} `{name}` | {c['desc']} (batch {c['batch']}) | {c['flops'] / 1e9:.2f} |")
     flag = ours_info["xla_flags"]
     lines += ["", f"Median ms per update in each round, under the same load: ours (XLA_FLAGS `{flag}`, which "
-              "`import simpo` sets), theirs as shipped (XLA's defaults), and theirs with the same XLA flag as ours:",
+              f"`import simpo` sets), theirs as shipped (XLA_FLAGS `{USER_XLA_FLAGS}` as this script was started with), "
+              "and theirs with the same XLA flag as ours:",
               "", "| update | round | ours ms | theirs ms | ours / theirs | theirs, same flag, ms | ours / that |",
               "|---|---:|---:|---:|---:|---:|---:|"]
     for label, rounds in times.items():
         for r, (mine, their, same) in enumerate(rounds, 1):
-            lines.append(f"| {label} | {r} | {mine * 1e3:.1f} | {their * 1e3:.1f} | {mine / their:.2f} "
-                         f"| {same * 1e3:.1f} | {mine / same:.2f} |")
+            lines.append(f"| {label} | {r} | {mine * 1e3:.1f} | {their * 1e3:.1f} | {mine / their:.3f} "
+                         f"| {same * 1e3:.1f} | {mine / same:.3f} |")
     lines += ["", "Overall (median over the rounds):", "",
               "| update | ours ms | theirs ms | ours / theirs | theirs, same flag, ms | ours / that |",
               "|---|---:|---:|---:|---:|---:|"]
     for label, rounds in times.items():
         mine, their, same = (float(np.median(x)) for x in zip(*rounds))
-        lines.append(f"| {label} | {mine * 1e3:.1f} | {their * 1e3:.1f} | **{mine / their:.2f}** | {same * 1e3:.1f} "
-                     f"| **{mine / same:.2f}** |")
+        lines.append(f"| {label} | {mine * 1e3:.1f} | {their * 1e3:.1f} | **{mine / their:.3f}** | {same * 1e3:.1f} "
+                     f"| **{mine / same:.3f}** |")
     lines += ["", f"{args.rounds} rounds; per round and side: one warm-up call, then {args.repeats} timed "
               f"SiMPO/GeMPO updates ({args.sac_repeats} for SAC), each blocked on; the median is kept.", "", NOTES]
     return lines
