@@ -12,7 +12,7 @@ CPU_VECTOR_FLAG = "--xla_cpu_prefer_vector_width=512"
 
 XLA's CPU compiler emits 256-bit vectors by default, also where AVX-512 is there. At 512 bits the elementwise
 passes over the B×N×256 activations (mish, its gradient, bias adds) run up to about 1.8× faster on an AVX-512
-Xeon; the whole `paper` update about 5% and the `fast` one 2–5% (docs/benchmarks/speed.md). It is a preference:
+Xeon; the `paper` update took 0.91× the time and `fast` 0.97×, with the same values (docs/benchmarks/xla_flags.md). It is a preference:
 CPUs without AVX-512 keep their widest vectors, GPUs ignore it. It takes effect only if no JAX computation ran
 before simpo was imported; ``XLA_FLAGS=--xla_cpu_prefer_vector_width=256`` restores XLA's default."""
 if "xla_cpu_prefer_vector_width" not in os.environ.get("XLA_FLAGS", ""):

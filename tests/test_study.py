@@ -174,3 +174,6 @@ def test_bandit_study_on_a_subset_of_landscapes(tmp_path, capsys):
     assert sorted(p.name for p in root.iterdir()) == ["results.json", "results.md", "sharp"]
     table = json.loads((root / "results.json").read_text())["final_regret_mean"]
     assert list(table) == ["sharp"] and len(table["sharp"]) == len(STUDIES["bandits"].schemes)
+    assert main(["study", "bandits", "--envs", "broad", "--budget", "3", "--seeds", "0", "--out", str(tmp_path),
+                 "--no-progress"]) == 0  # the report keeps the landscape run before
+    assert list(json.loads((root / "results.json").read_text())["final_regret_mean"]) == ["broad", "sharp"]

@@ -93,7 +93,7 @@ def write_report(results: dict, scores: list, out_dir: Path, title: str) -> None
 def run_bandits(study, root: Path, budget: int | None, seeds, overwrite: bool, progress: bool,
                 envs: tuple[str, ...] = ()) -> Path:
     """The `bandits` study: `simpo.bandit.run_study` on every landscape (or `envs`) into ROOT/<landscape>/ (a finished
-    landscape with the same settings is skipped), then ROOT/results.md and results.json."""
+    landscape with the same settings is skipped), then ROOT/results.md and results.json over every landscape there."""
     from simpo.bandit import BanditConfig, run_study
 
     configs = {name: BanditConfig(landscape=name, schemes=study.schemes, seeds=seeds or study.seeds,
@@ -112,7 +112,8 @@ def run_bandits(study, root: Path, budget: int | None, seeds, overwrite: bool, p
         print(f"[{i}/{len(configs)}] bandits/{name}: {state}", flush=True)
         if name in todo:
             run_study(config, progress=progress)
-    return write_bandit_report(root, list(configs), study.schemes)
+    done = [name for name in study.envs if name in configs or (root / name / "summary.json").is_file()]
+    return write_bandit_report(root, done, study.schemes)  # every landscape run so far, not just this call's
 
 
 def _same_bandit(saved: dict, config) -> bool:
