@@ -45,7 +45,8 @@ class OnDeviceConfig:
     updates_per_iteration: int = 0
     """Agent updates per scan iteration; 0 means num_envs x updates_per_step (the host loop's ratio)."""
     impl: Literal["auto", "jax", "warp"] = "auto"
-    """MJX backend: auto is Playground's default for the env (warp for the DM Control suite)."""
+    """MJX backend: auto is Playground's default for the env (warp for the DM Control suite), or jax where
+    warp-lang is not installed."""
 
     def __post_init__(self):
         if self.num_envs < 1:
@@ -55,14 +56,19 @@ class OnDeviceConfig:
                              f"got {self.updates_per_iteration}")
 
 
-def _suite():
-    """`mujoco_playground.dm_control_suite`, imported quietly; a one-line ValueError if Playground is missing."""
+def _has_warp() -> bool:
     try:
         import warp
 
         warp.config.quiet = True  # no "Warp initialized" banner on stdout
     except ImportError:
-        pass
+        return False
+    return True
+
+
+def _suite():
+    """`mujoco_playground.dm_control_suite`, imported quietly; a one-line ValueError if Playground is missing."""
+    _has_warp()
     try:
         with warnings.catch_warnings():  # brax imports jaxopt, which announces its end of maintenance
             warnings.filterwarnings("ignore", message="JAXopt is no longer maintained", category=DeprecationWarning)
@@ -88,6 +94,8 @@ def load_env(env_id: str, impl: str = "auto"):
         hint = f"did you mean: {', '.join(by_lower[c] for c in close)}?" if close else \
             f"allowed: {', '.join(by_lower.values())}"
         raise ValueError(f"unknown Playground env {env_id!r}; {hint}")
+    if impl == "auto" and not _has_warp():
+        impl = "jax"  # Playground's default would fail without warp-lang (the GPU image lacks it)
     return suite.load(name, config_overrides={} if impl == "auto" else {"impl": impl})
 
 

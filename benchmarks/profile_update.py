@@ -1,6 +1,6 @@
 """Profiler pass (not a test): where the time of one SiMPO update goes, by stage and by XLA op.
 
-    python benchmarks/profile.py [--env HalfCheetah-v5] [--presets fast paper] [--out docs/benchmarks/profile.md]
+    python benchmarks/profile_update.py [--env HalfCheetah-v5] [--presets fast paper] [--out docs/benchmarks/profile.md]
 
 Two views of the same update (batch 256), both measured here:
 1. **Stages.** Each stage of `SiMPO.update` (simpo/agents/simpo_agent.py) jitted on its own and timed in
