@@ -11,7 +11,10 @@
 # dm_control (56 MB; only `dmc:` envs import it). simpo is not installed there (it pins Python 3.11): the repo
 # root goes on PYTHONPATH. `run` writes under $OUT: nvidia-smi.txt, versions.txt, speed_gpu.md (speed.py),
 # ondevice_gpu.md (ondevice.py per config) and log.txt; each step has its own time limit, so a slow step
-# costs its own result only. Nothing here has run on a GPU yet (no device was lent to the sessions so far).
+# costs its own result only (the limits add up to 8 min, under the 10 of a call). Nothing here has run on a GPU
+# yet (no device was lent to the sessions so far). Checked on the 2-core CPU instead, 2026-12-01: `run` in a venv
+# holding only the image's packages (with cp311 wheels of the same pins) installed the wheels, speed.py ran to
+# its report, and ondevice.py got through its imports and into compiling (then its CPU time limit).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,11 +55,11 @@ run)
     echo "== rc $rc in ${SECONDS}s"; [ "$rc" = 0 ] || failed=1
   }
   # update / act / env-step times per config on the GPU (env steps stay on the host CPU here)
-  step 150 python3 benchmarks/speed.py --repeats 20 --rounds 2 --out "$OUT/speed_gpu.md"
+  step 120 python3 benchmarks/speed.py --repeats 20 --rounds 2 --out "$OUT/speed_gpu.md"
   # the fully on-device loop (MJX envs in the jitted scan): SAC and fast with 16 envs, paper shorter
-  step 150 python3 benchmarks/ondevice.py --impl jax --configs sac "simpo fast" --num-envs 16 --iterations 64 \
+  step 210 python3 benchmarks/ondevice.py --impl jax --configs sac "simpo fast" --num-envs 16 --iterations 64 \
     --repeats 2 --out "$OUT/ondevice_gpu.md"
-  step 120 python3 benchmarks/ondevice.py --impl jax --configs "simpo paper" --num-envs 16 --iterations 4 \
+  step 150 python3 benchmarks/ondevice.py --impl jax --configs "simpo paper" --num-envs 16 --iterations 4 \
     --repeats 2 --out "$OUT/ondevice_gpu_paper.md"
   exit "$failed"
   ;;
