@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ def worker(configs: list[str], repeats: dict[str, int]) -> None:
     """Build each config's update, then answer each stdin line with {config: median seconds per update}."""
     sys.path.insert(0, str(HERE))
     import jax  # noqa: PLC0415
+    from authors import per_call_seconds  # noqa: PLC0415
     from speed import setup, updates  # noqa: PLC0415
 
     runs = {}
@@ -40,15 +40,8 @@ def worker(configs: list[str], repeats: dict[str, int]) -> None:
         runs[name] = (k, run)
     print(json.dumps({"xla_flags": os.environ.get("XLA_FLAGS", "")}), flush=True)
     for _ in sys.stdin:
-        medians = {}
-        for name, (k, run) in runs.items():
-            times = []
-            for _ in range(repeats[name]):
-                start = time.perf_counter()
-                jax.block_until_ready(run())
-                times.append((time.perf_counter() - start) / k)
-            medians[name] = float(np.median(times))
-        print(json.dumps(medians), flush=True)
+        print(json.dumps({name: float(np.median(per_call_seconds(run, repeats[name], warmup=0))) / k
+                          for name, (k, run) in runs.items()}), flush=True)
 
 
 def main() -> None:
