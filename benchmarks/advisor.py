@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import sys
 from collections import Counter
@@ -35,17 +34,20 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import provenance, write_report  # noqa: E402
 
-from simpo.advisor import STEEP_SKEW, Advice, advise, advise_bandit  # noqa: E402
+from simpo.advisor import STEEP_SKEW, Advice, advise, advise_bandit, recommend  # noqa: E402
 from simpo.bandit import LANDSCAPES, BanditConfig, run_study  # noqa: E402
+from simpo.train import default_config  # noqa: E402
 
 NON_NEGATIVE = ("exp", "linear", "square")
-BANDIT_SCHEMES = (*NON_NEGATIVE, "signed_linear:floor=-0.02")  # the last: the advisor's signed suggestion
+SIGNED = "signed_linear:floor=-0.02"  # the advisor's signed suggestion
+BANDIT_SCHEMES = (*NON_NEGATIVE, SIGNED, "auto")  # auto: the rule applied online (--weighting auto)
 STAT_KEYS = ("skew", "top_gap", "near_max", "kurtosis")
 
 
-def bandit_finals(landscape: str, jitter: float, seeds: list[int], epochs: int, root: Path) -> dict[str, np.ndarray]:
-    """{scheme: final regret per seed} for BANDIT_SCHEMES, run by `simpo.bandit.run_study` into root/<case>/
-    (reused when a run with the same settings is there)."""
+def bandit_finals(landscape: str, jitter: float, seeds: list[int], epochs: int,
+                  root: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """({scheme: final regret per seed} for BANDIT_SCHEMES, summary.json's row of `auto`), run by
+    `simpo.bandit.run_study` into root/<case>/ (reused when a run with the same settings is there)."""
     config = BanditConfig(landscape=landscape, schemes=BANDIT_SCHEMES, seeds=tuple(seeds), epochs=epochs,
                           jitter=jitter, run_dir=str(root / f"{landscape}_jitter{jitter:g}"), overwrite=True)
     summary = Path(config.run_dir) / "summary.json"
@@ -56,7 +58,8 @@ def bandit_finals(landscape: str, jitter: float, seeds: list[int], epochs: int, 
         for row in csv.DictReader(f):
             if int(row["epoch"]) == epochs:
                 finals[row["scheme"]][int(row["seed"])] = float(row["regret"])
-    return {s: np.array([v[k] for k in seeds]) for s, v in finals.items()}
+    auto = json.loads(summary.read_text())["schemes"]["auto"]
+    return {s: np.array([v[k] for k in seeds]) for s, v in finals.items()}, auto
 
 
 def paired_ci(a: np.ndarray, b: np.ndarray, reps: int = 10_000) -> tuple[float, float, float]:
@@ -77,11 +80,11 @@ def bandit_rows(seeds: list[int], bandit_seeds: list[int], epochs: int, root: Pa
         advices = [advise_bandit(landscape, seed, jitter=jitter) for seed in seeds]
         picks = Counter(a.scheme for a in advices)
         scheme = picks.most_common(1)[0][0]
-        finals = bandit_finals(landscape, jitter, bandit_seeds, epochs, root)
+        finals, auto = bandit_finals(landscape, jitter, bandit_seeds, epochs, root)
         best = min(NON_NEGATIVE, key=lambda s: finals[s].mean())
         gaps = {s: paired_ci(finals[s], finals[best]) for s in NON_NEGATIVE if s != best}
-        signed = BANDIT_SCHEMES[-1]
-        d, lo, hi = paired_ci(finals[signed], finals[best])
+        d, lo, hi = paired_ci(finals[SIGNED], finals[best])
+        vs_best, vs_static = paired_ci(finals["auto"], finals[best]), paired_ci(finals["auto"], finals[scheme])
         signed_won = True if hi < 0 else False if lo > 0 else None
         suggested = advices[0].signed_alternative is not None
         rows.append({
@@ -91,14 +94,18 @@ def bandit_rows(seeds: list[int], bandit_seeds: list[int], epochs: int, root: Pa
                 f"{s} {g:+.4f} [{a:+.4f}, {b:+.4f}]" for s, (g, a, b) in gaps.items()),
             "decided": all(a > 0 for _, a, _ in gaps.values()),
             "hit": scheme == best,
-            "overall": f"{signed} − {best}: {d:+.4f} [{lo:+.4f}, {hi:+.4f}]",
+            "overall": f"{SIGNED} − {best}: {d:+.4f} [{lo:+.4f}, {hi:+.4f}]",
             "signed_hit": None if signed_won is None else suggested == signed_won,
+            "auto": {"regret": float(finals["auto"].mean()), "linear": auto["auto_linear_fraction"],
+                     "skew": auto["auto_final_skew_mean"], "vs_best": vs_best, "vs_static": vs_static,
+                     "hit": vs_best[1] <= 0},  # not decidedly worse than the best fixed non-negative scheme
         })
     return rows
 
 
 def cheetah_advice(seeds: list[int], warmup: int, train: int, cache: Path) -> dict[str, list[Advice]]:
-    """Per transform, one `advise` per seed; kept in `cache` (JSON) so filling in the winners later reruns nothing."""
+    """Per transform, one `advise` per seed; kept in `cache` (JSON) so filling in the winners later reruns nothing.
+    The rule is re-applied to the cached statistics (`recommend`), so a change of the rule needs no new warm-up."""
     key = f"seeds={seeds} warmup={warmup} train={train}"
     saved = json.loads(cache.read_text()) if cache.is_file() else {}
     if saved.get("key") != key:
@@ -106,8 +113,9 @@ def cheetah_advice(seeds: list[int], warmup: int, train: int, cache: Path) -> di
                                 for t in ("flat", "steep")}
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(saved, indent=1))
-    fields = {f.name for f in dataclasses.fields(Advice)}
-    return {t: [Advice(**{k: v for k, v in a.items() if k in fields}) for a in saved[t]] for t in ("flat", "steep")}
+    agent = default_config("simpo", "fast", "dmc:cheetah-run").agent  # what `advise` recommends for
+    return {t: [recommend(a["stats"], agent.num_candidates, agent.candidate_noise, agent.temperature.kl_target)
+                for a in saved[t]] for t in ("flat", "steep")}
 
 
 def cheetah_rows(winners: dict[str, str], advice: dict[str, list[Advice]], decided: bool) -> list[dict]:
@@ -125,6 +133,25 @@ def cheetah_rows(winners: dict[str, str], advice: dict[str, list[Advice]], decid
             "overall": "-", "signed_hit": None,
         })
     return rows
+
+
+def auto_table(rows: list[dict], mark: dict) -> list[str]:
+    """`--weighting auto` on the bandit rows: the same rule, applied every epoch to an EMA of the candidates' skew."""
+    def ci(g):
+        return f"{g[0]:+.4f} [{g[1]:+.4f}, {g[2]:+.4f}]"
+
+    lines = ["`auto` (the rule online: EMA of the candidate-reward skew, decay 0.99 per epoch, from 0): its final "
+             "regret, paired by seed against the best fixed non-negative scheme and against the warm-up advice's "
+             "pick. *Hit*: not decidedly worse than the best fixed scheme (interval not above 0).", "",
+             "| landscape | epochs on linear | final EMA skew | auto regret | auto − best fixed | auto − advice's pick "
+             "| hit? |", "|---|---:|---:|---:|---|---|---|"]
+    for r in rows:
+        a = r["auto"]
+        lines.append(f"| {r['landscape']} | {100 * a['linear']:.0f}% | {a['skew']:+.2f} | {a['regret']:.4f} "
+                     f"| {ci(a['vs_best'])} vs {r['winner'].split(' ')[0]} | {ci(a['vs_static'])} vs {r['scheme']} "
+                     f"| {mark[a['hit']]} |")
+    lines += ["", f"Hit rate, `auto`: {sum(r['auto']['hit'] for r in rows)}/{len(rows)} bandit rows."]
+    return lines
 
 
 def _hits(rows: list[dict], key: str, decided_only: bool = False) -> str:
@@ -175,7 +202,9 @@ def main() -> None:
     lines += ["", f"Hit rate, scheme (rule: skew > {STEEP_SKEW:g} → linear, else square): "
               f"{_hits(rows, 'hit', True)} of the rows with a decided winner, {_hits(rows, 'hit')} of all rows with "
               f"a measured winner; signed suggestion: {_hits(rows, 'signed_hit')} of the rows where signed − best "
-              "non-negative is decided either way.", "", "Provenance:", source]
+              "non-negative is decided either way.", ""]
+    lines += auto_table([r for r in rows if "auto" in r], mark)
+    lines += ["", "Provenance:", source]
     write_report(lines, args.out)
 
 

@@ -42,7 +42,7 @@ AUTO_SCHEMES = ("square", "linear")  # index 0: flat, index 1: steep (the order 
 STEEP_SKEW = 0.0
 NEAR_MAX_EPS = 0.25
 AUTO_EMA_DECAY = 0.99  # per update, for --weighting auto
-SIGNED_FLOOR = -0.02  # docs/bandits.md: signed_linear floor −0.02 had the lowest regret on every jittered landscape
+SIGNED_FLOOR = -0.02  # docs/bandits.md (N = 64): signed_linear floor −0.02 had the lowest regret on every jittered landscape
 _REFERENCE_N, _REFERENCE_KL = 64, 2.0  # the authors' N and KL target (SPEC §5)
 
 
@@ -77,6 +77,12 @@ def choose_scheme(skew: jax.Array) -> jax.Array:
 def kl_target_for(num_candidates: int, reference: float = _REFERENCE_KL) -> float:
     """The KL(w̃ ‖ uniform) target at N candidates: the authors' target scaled by log N / log 64."""
     return reference * math.log(num_candidates) / math.log(_REFERENCE_N)
+
+
+def signed_floor_for(num_candidates: int) -> float:
+    """The signed_linear floor at N candidates: the bandits' −0.02 at N = 64 held at the same multiple of the
+    uniform weight 1/N (−1.28/N), as the KL target is held relative to log N. Not validated at other N."""
+    return SIGNED_FLOOR * _REFERENCE_N / num_candidates
 
 
 @dataclass(frozen=True)
@@ -116,9 +122,13 @@ def recommend(stats: dict, num_candidates: int = 64, jitter: float = 0.2, refere
                    f"relative to one-hot (KL = log N = {math.log(num_candidates):.2f}), as the authors' {reference_kl:g} at N = 64")
     signed = None
     if jitter > 0:
-        signed = f"signed_linear:floor={SIGNED_FLOOR:g}"
+        floor = signed_floor_for(num_candidates)
+        signed = f"signed_linear:floor={floor:.3g}"
         reasons.append(f"candidates are jittered (sigma = {jitter:g}): negative weights (try {signed}) had the lowest "
                        "regret on every jittered bandit landscape (docs/bandits.md); the paper also finds they help")
+        reasons.append(f"floor {floor:.3g} = {SIGNED_FLOOR:g} x {_REFERENCE_N} / {num_candidates}: the bandits' floor "
+                       f"at N = {_REFERENCE_N}, as the same multiple ({SIGNED_FLOOR * _REFERENCE_N:g}) of the uniform "
+                       "weight 1/N (not validated at other N)")
     return Advice(pick, {}, kl, signed, tuple(reasons), stats)
 
 

@@ -70,7 +70,9 @@ def test_recommendation_reasons_and_kl_target():
     assert advice.kl_target == pytest.approx(1.0) and advice.signed_alternative is None
     assert any("skew" in r and "> 0" in r for r in advice.reasons)
     assert "--weighting linear" in advice.flags()
-    assert recommend(landscape_stats(_flat(np.random.default_rng(3))), jitter=0.2).signed_alternative
+    flat = landscape_stats(_flat(np.random.default_rng(3)))
+    assert recommend(flat, jitter=0.2).signed_alternative == "signed_linear:floor=-0.02"  # the bandits' N = 64
+    assert recommend(flat, num_candidates=8, jitter=0.2).signed_alternative == "signed_linear:floor=-0.16"  # -1.28/N
 
 
 def test_bandit_advice_and_bad_input():

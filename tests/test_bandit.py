@@ -94,6 +94,23 @@ def test_callable_weighting_and_signed_scheme():
     assert np.all(res.regret[:, -5:].mean(1) < res.initial_regret)
 
 
+@pytest.mark.parametrize("reward_fn, expected", [
+    (lambda a: 1.0 - jnp.mean(a**2, -1), "square"),  # a plateau at the top, a long lower tail: skew < 0
+    (lambda a: jnp.exp(-jnp.sum((a - 0.5) ** 2, -1) / 0.01), "linear"),  # a narrow peak: skew > 0
+])
+def test_auto_applies_the_advisor_rule_online(reward_fn, expected):
+    """`auto` (the bandit's --weighting auto) picks by the EMA of the candidates' skew, logs it, and then computes
+    exactly the weights of the scheme it picked."""
+    kw = dict(epochs=20, seed=[0, 1], max_reward=1.0, **TINY)
+    auto, fixed = run(reward_fn, 1, "auto", **kw), run(reward_fn, 1, expected, **kw)
+    assert np.all(auto.diagnostics["auto_choice"] == ("square", "linear").index(expected))
+    skew = auto.diagnostics["auto_skew"]
+    assert np.all(np.sign(skew) == (1 if expected == "linear" else -1))
+    assert np.all(np.abs(skew[:, -1]) > np.abs(skew[:, 0]))  # the EMA grows from 0
+    np.testing.assert_array_equal(auto.regret, fixed.regret)
+    assert "auto_choice" not in fixed.diagnostics
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -103,6 +120,7 @@ def test_callable_weighting_and_signed_scheme():
         (dict(seed=[]), "seed must be an int or a non-empty sequence"),
         (dict(bogus=1), "unknown parameter\\(s\\) bogus; allowed: policy, hidden_dims"),
         (dict(weighting="exp", p=2.0), "scheme 'exp' takes no parameters"),
+        (dict(weighting="auto", floor=-0.1), "weighting 'auto' takes no scheme parameters, got floor"),
         (dict(weighting="power", p=-1.0), "p=-1.0 must be > 0"),
         (dict(weighting="signed_linear", floor=0.5), "floor=0.5 must be <= 0"),
         (dict(policy="gan"), "policy must be 'flow' or 'diffusion'"),
@@ -132,12 +150,14 @@ def test_parse_scheme():
     assert parse_scheme("power:p=3") == ("power", {"p": 3.0})
     assert parse_scheme(" signed_linear:floor=-0.05 ") == ("signed_linear", {"floor": -0.05})
     assert parse_scheme("wd1:negative_mass=0.5") == ("wd1", {"negative_mass": 0.5})
+    assert parse_scheme("auto") == ("auto", {})
     for spec in DEFAULT_SCHEMES:
         parse_scheme(spec)
     for spec, match in [
         ("softmax", "unknown scheme 'softmax'"),
         ("power:q=3", "scheme 'power' takes p; got 'q'"),
         ("exp:p=1", "scheme 'exp' takes no parameters"),
+        ("auto:p=2", "scheme 'auto' takes no parameters"),
         ("power:p", "expected key=value"),
         ("power:p=abc", "must be a number"),
         ("power:p=1,p=2", "given twice"),

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from simpo.advisor import AUTO_EMA_DECAY, AUTO_SCHEMES, choose_scheme, landscape_stats
 from simpo.policies import Policy
 from simpo.temperature import (
     TemperatureConfig,
@@ -46,7 +47,9 @@ class _Static:
     """Everything that shapes the compiled epoch program (hashable: a jit/lru cache key).
 
     ``menu`` holds one or more ``(weighting, scheme_params)`` entries; the program picks one by a runtime index
-    (``lax.switch``), so a study compiles a single program for all its schemes.
+    (``lax.switch``), so a study compiles a single program for all its schemes. A weighting ``"auto"`` is
+    ``--weighting auto`` of the agent: an EMA (``AUTO_EMA_DECAY`` per epoch) of the candidate rewards' skew
+    picks ``square`` or ``linear`` by ``simpo.advisor.choose_scheme`` every epoch.
     """
 
     reward_fn: Callable
@@ -91,12 +94,14 @@ def _epoch_program(s: _Static, scheme: jax.Array, key: jax.Array, params: Any):
     with weighting ``s.menu[scheme]``."""
     pol, d = s.policy, s.policy.action_dim
     shape = (s.groups, s.num_candidates)
-    branches = [functools.partial(compute_weights, scheme=g, **dict(kw)) for g, kw in s.menu]
+    branches = [_branch(g, dict(kw)) for g, kw in s.menu]
+    is_auto = jnp.asarray([g == "auto" for g, _ in s.menu])[scheme]
+    has_auto = any(g == "auto" for g, _ in s.menu)
 
-    def weights(r, lam):
+    def weights(r, lam, choice):
         if len(branches) == 1:
-            return branches[0](r, temperature=lam)
-        return jax.lax.switch(scheme, [lambda r, lam, f=f: f(r, temperature=lam) for f in branches], r, lam)
+            return branches[0](r, lam, choice)
+        return jax.lax.switch(scheme, branches, r, lam, choice)
 
     def rewards(a):
         return s.reward_fn(a.reshape(-1, d)).reshape(a.shape[:-1])
@@ -104,15 +109,15 @@ def _epoch_program(s: _Static, scheme: jax.Array, key: jax.Array, params: Any):
     opt = optax.adam(s.lr)
     log_lo, log_hi = math.log(TEMPERATURE_RANGE[0]), math.log(TEMPERATURE_RANGE[1])
 
-    def temp_step(ts, r):
-        ts, _ = update_temperature(s.temperature, ts, weights(r, temperature_value(ts)))
+    def temp_step(ts, r, choice):
+        ts, _ = update_temperature(s.temperature, ts, weights(r, temperature_value(ts), choice))
         return ts._replace(log_temperature=jnp.clip(ts.log_temperature, log_lo, log_hi))
 
     snap_at = jnp.asarray(s.snapshot_epochs, jnp.int32)
 
     def epoch(carry, inputs):
         k, e = inputs  # e: 0-based epoch index
-        params, opt_state, temp_state, snaps = carry
+        params, opt_state, temp_state, auto_skew, snaps = carry
         k_s, k_j, k_l = jax.random.split(k, 3)
         fresh = pol.sample(params, k_s, shape)  # π_old samples
         r_fresh = rewards(fresh)
@@ -121,11 +126,14 @@ def _epoch_program(s: _Static, scheme: jax.Array, key: jax.Array, params: Any):
         if s.jitter > 0:
             cands = jnp.clip(fresh + s.jitter * jax.random.normal(k_j, fresh.shape), -1.0, 1.0)
             r = rewards(cands)
+        if has_auto:  # the EMA includes this epoch's candidates, as the agent's does its batch
+            auto_skew = AUTO_EMA_DECAY * auto_skew + (1.0 - AUTO_EMA_DECAY) * landscape_stats(r)["skew"]
+        choice = choose_scheme(auto_skew)
         if s.temperature.target != "fixed":  # warm-started tuning of log λ on this epoch's rewards
-            temp_state, _ = jax.lax.scan(lambda ts, _: (temp_step(ts, r), None), temp_state, None,
+            temp_state, _ = jax.lax.scan(lambda ts, _: (temp_step(ts, r, choice), None), temp_state, None,
                                          length=s.temperature_steps)
         lam = temperature_value(temp_state)
-        w = weights(r, lam)
+        w = weights(r, lam, choice)
 
         def step(c, kk):
             p, o = c
@@ -138,20 +146,30 @@ def _epoch_program(s: _Static, scheme: jax.Array, key: jax.Array, params: Any):
         diag = {k.split("/")[-1]: v for k, v in weight_diagnostics(w).items()}
         diag.update(temperature=lam, loss=jnp.mean(losses), mean_reward=jnp.mean(r),
                     improvement=jnp.mean(jnp.sum(w * r, -1) - jnp.mean(r, -1)))
+        if has_auto:  # -1 / NaN for the menu's other schemes
+            diag.update(auto_choice=jnp.where(is_auto, choice, -1), auto_skew=jnp.where(is_auto, auto_skew, jnp.nan))
         # keep the params after epoch e + 1 if it is a snapshot epoch (a masked write: no per-epoch copies)
         hit = snap_at == e + 1
         snaps = jax.tree.map(lambda S, p: jnp.where(hit.reshape((-1,) + (1,) * p.ndim), p[None], S), snaps, params)
-        return (params, opt_state, temp_state, snaps), (regret, diag)
+        return (params, opt_state, temp_state, auto_skew, snaps), (regret, diag)
 
     snaps = jax.tree.map(lambda p: jnp.zeros((len(s.snapshot_epochs),) + p.shape, p.dtype), params)
-    carry = (params, opt.init(params), init_temperature(s.temperature), snaps)
+    carry = (params, opt.init(params), init_temperature(s.temperature), jnp.zeros((), jnp.float32), snaps)
     k_ep, k_final = jax.random.split(key)
-    (params, _, _, snaps), (regrets, diag) = jax.lax.scan(
+    (params, _, _, _, snaps), (regrets, diag) = jax.lax.scan(
         epoch, carry, (jax.random.split(k_ep, s.epochs), jnp.arange(s.epochs, dtype=jnp.int32)))
     final = pol.sample(params, k_final, (s.groups * s.num_candidates,))
     final_regret = s.max_reward - jnp.mean(s.reward_fn(final))
     regret = jnp.concatenate([regrets[1:], final_regret[None]])
     return regret, regrets[0], final, diag, params, snaps
+
+
+def _branch(weighting, params: dict) -> Callable:
+    """One menu entry as ``(r, λ, auto choice) -> weights``; ``"auto"`` switches over AUTO_SCHEMES by the choice."""
+    if weighting == "auto":
+        options = [lambda r, lam, g=g: compute_weights(r, g, lam) for g in AUTO_SCHEMES]
+        return lambda r, lam, choice: jax.lax.switch(choice, options, r, lam)
+    return lambda r, lam, choice: compute_weights(r, weighting, lam, **params)
 
 
 @functools.lru_cache(maxsize=16)

@@ -44,8 +44,8 @@ def parse_scheme(spec: str) -> tuple[str, dict[str, float]]:
         raise ValueError(f"scheme spec must be a non-empty string like 'power:p=3', got {spec!r}")
     name, _, rest = spec.strip().partition(":")
     name = name.strip()
-    if name not in SCHEMES:
-        raise ValueError(f"unknown scheme {name!r} in {spec!r}; allowed: {', '.join(SCHEMES)}")
+    if name not in (*SCHEMES, "auto"):
+        raise ValueError(f"unknown scheme {name!r} in {spec!r}; allowed: {', '.join(SCHEMES)}, auto")
     params: dict[str, float] = {}
     if rest.strip():
         for item in rest.split(","):
@@ -198,6 +198,9 @@ def _write_summary(run_dir: Path, config: BanditConfig, landscape, results: dict
             "mean_temperature": float(np.mean(res.diagnostics["temperature"])),
             "seconds": res.elapsed_s,
         }
+        if res.weighting == "auto":  # what the online rule chose: the share of (seed, epoch) pairs on linear
+            rows[spec]["auto_linear_fraction"] = float(np.mean(res.diagnostics["auto_choice"] == 1))
+            rows[spec]["auto_final_skew_mean"] = float(np.mean(np.atleast_2d(res.diagnostics["auto_skew"])[:, -1]))
     winner = min(rows, key=lambda k: rows[k]["final_regret_mean"])
     fastest = min(rows, key=lambda k: rows[k]["mean_regret_over_epochs"])
     some = next(iter(results.values()))
@@ -229,6 +232,9 @@ def _write_summary(run_dir: Path, config: BanditConfig, landscape, results: dict
         lines.append(f"| {spec}{mark} | {r['final_regret_mean']:.4f} ± {r['final_regret_std']:.4f} | "
                      f"{r['mean_regret_over_epochs']:.4f} | {r['negative_weight_fraction']:.3f} | "
                      f"{r['mean_temperature']:.3g} | {r['seconds']:.1f} |")
+    lines += [f"\n`{spec}` chose linear (steep) on {100 * r['auto_linear_fraction']:.0f}% of seed-epochs, square "
+              f"otherwise; final EMA skew {r['auto_final_skew_mean']:+.3f} (mean over seeds)."
+              for spec, r in rows.items() if "auto_linear_fraction" in r]
     lines += ["", f"Lowest final regret: **{winner}**. Lowest mean regret over epochs (fastest): **{fastest}**.",
               "", "Settings: " + ", ".join(f"{k}={v}" for k, v in summary["settings"].items()), ""]
     (run_dir / "summary.md").write_text("\n".join(lines))
