@@ -180,7 +180,8 @@ def main() -> None:
 
     rows = bandit_rows(args.seeds, args.bandit_seeds, args.bandit_epochs, args.cache / "bandits")
     if not args.skip_cheetah:
-        advice = cheetah_advice(args.seeds, args.warmup_steps, args.train_steps, args.cache / "cheetah_advice.json")
+        advice = cheetah_advice(args.seeds, args.warmup_steps, args.train_steps,
+                                args.cache / f"cheetah_advice_w{args.warmup_steps}_t{args.train_steps}.json")
         rows += cheetah_rows(winners, advice, args.cheetah_decided)
     mark, plain = {True: "yes", False: "**no**", None: "-"}, {True: "yes", False: "no", None: "-"}
     lines = [
