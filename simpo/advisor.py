@@ -44,6 +44,7 @@ NEAR_MAX_EPS = 0.25
 AUTO_EMA_DECAY = 0.99  # per update, for --weighting auto
 SIGNED_FLOOR = -0.02  # docs/bandits.md (N = 64): signed_linear floor −0.02 had the lowest regret on every jittered landscape
 _REFERENCE_N, _REFERENCE_KL = 64, 2.0  # the authors' N and KL target (SPEC §5)
+_AGENT_FIELDS = {"p": "power-p", "floor": "floor", "negative_mass": "negative-mass"}  # scheme spec key -> train flag
 
 
 def landscape_stats(q: jax.Array) -> dict[str, jax.Array]:
@@ -97,9 +98,14 @@ class Advice:
     reasons: tuple[str, ...] = ()
     stats: dict = field(default_factory=dict)
 
-    def flags(self) -> str:
-        """The `simpo train` flags that apply this advice."""
-        return f"--weighting {self.scheme} --agent.temperature.kl-target {self.kl_target:.3g}"
+    def flags(self, scheme: str | None = None) -> str:
+        """The `simpo train` flags that apply this advice (or, with `scheme`, a scheme spec such as
+        `signed_alternative` in its place)."""
+        from simpo.bandit.study import parse_scheme
+
+        name, params = parse_scheme(scheme or self.scheme)
+        extra = "".join(f" --agent.{_AGENT_FIELDS[k]} {v:g}" for k, v in params.items())
+        return f"--weighting {name}{extra} --agent.temperature.kl-target {self.kl_target:.3g}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self) | {"flags": self.flags()}
@@ -206,7 +212,8 @@ def format_advice(advice: Advice, title: str) -> str:
     lines.append(f"recommendation: {advice.scheme}  (KL target {advice.kl_target:.3g})")
     lines.append(f"  simpo train {advice.flags()}")
     if advice.signed_alternative:
-        lines.append(f"  also worth trying: {advice.signed_alternative}")
+        lines.append(f"  also worth trying: {advice.signed_alternative}  "
+                     f"(simpo train {advice.flags(advice.signed_alternative)})")
     lines.append("because:")
     lines += [f"  - {r}" for r in advice.reasons]
     return "\n".join(lines)

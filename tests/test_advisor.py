@@ -14,6 +14,8 @@ import pytest
 
 from simpo.advisor import (AUTO_SCHEMES, STEEP_SKEW, advise_bandit, choose_scheme, kl_target_for, landscape_stats,
                            recommend)
+from simpo.cli import parse_config
+from simpo.train import TrainConfig
 
 
 def _simpo(*args, cwd=None) -> subprocess.CompletedProcess:
@@ -72,7 +74,12 @@ def test_recommendation_reasons_and_kl_target():
     assert "--weighting linear" in advice.flags()
     flat = landscape_stats(_flat(np.random.default_rng(3)))
     assert recommend(flat, jitter=0.2).signed_alternative == "signed_linear:floor=-0.02"  # the bandits' N = 64
-    assert recommend(flat, num_candidates=8, jitter=0.2).signed_alternative == "signed_linear:floor=-0.16"  # -1.28/N
+    advice = recommend(flat, num_candidates=8, jitter=0.2)
+    assert advice.signed_alternative == "signed_linear:floor=-0.16"  # -1.28/N
+    flags = advice.flags(advice.signed_alternative)
+    assert flags == "--weighting signed_linear --agent.floor -0.16 --agent.temperature.kl-target 1"
+    agent = parse_config(TrainConfig, flags.split() + ["--agent.power-p", "3"], "simpo train").agent  # real flags
+    assert (agent.weighting, agent.floor, agent.temperature.kl_target, agent.power_p) == ("signed_linear", -0.16, 1, 3)
 
 
 def test_bandit_advice_and_bad_input():
