@@ -5,7 +5,8 @@ depend on, against SAC and `paper`.
     python benchmarks/fast_sweep.py --stage b --points s2-n8-h256-k1 s2-n16-h256-k2 [--steps 100000] [--seeds 3] [--parallel]
 
 A point `sS-nN-hW-kK` is the `fast` preset with S flow (Euler) steps, N candidates, policy hidden dims (W, W) and
-actor_interval K (Stage 1 + Stage 2 + the λ step on every K-th update; the critic on every update).
+actor_interval K (Stage 1 + Stage 2 + the λ step on every K-th update; the critic on every update). Its KL target
+is the preset's (2.0) where N candidates can reach it, else 2.0 × log N / log 64 (N = 4: 0.67; `point_kl`).
 
 Stage A (cost): in one process, interleaved rounds, medians (helpers of benchmarks/speed.py): the jitted update at
 batch 256 plus one jitted action, for SAC, `paper` and the grid steps {1,2,4} × N {4,8,16} × W {128,256} × K {1,2}.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
+import math
 import json
 import os
 import subprocess
@@ -35,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import provenance, write_report  # noqa: E402
 from speed import measure, setup  # noqa: E402
 
+from simpo.advisor import kl_target_for  # noqa: E402
 from simpo.plot import load_run  # noqa: E402
 from simpo.presets import SIMPO_PRESETS  # noqa: E402
 from simpo.train import default_config  # noqa: E402
@@ -64,18 +67,28 @@ def label(point: str, data: dict) -> str:
     return point + "".join(f" ({m})" for m in marks if m)
 
 
+def point_kl(n: int, env: str) -> float:
+    """The `fast` preset's KL target, or, where N candidates cannot reach it (KL ≤ log N), the advisor's
+    log N / log 64 scaling of the authors' 2.0 (0.67 at N = 4)."""
+    kl = default_config("simpo", "fast", env).agent.temperature.kl_target
+    return kl if kl < math.log(n) else kl_target_for(n)
+
+
 def point_config(point: str, env: str):
     p = parse(point)
     config = default_config("simpo", "fast", env)
     policy = dataclasses.replace(config.agent.policy, steps=p["steps"], hidden_dims=(p["width"], p["width"]))
-    agent = dataclasses.replace(config.agent, policy=policy, num_candidates=p["n"], actor_interval=p["k"])
+    temperature = dataclasses.replace(config.agent.temperature, kl_target=point_kl(p["n"], env))
+    agent = dataclasses.replace(config.agent, policy=policy, num_candidates=p["n"], actor_interval=p["k"],
+                                temperature=temperature)
     return dataclasses.replace(config, agent=agent)
 
 
-def point_flags(point: str) -> list[str]:
+def point_flags(point: str, env: str) -> list[str]:
     p = parse(point)
     return ["--preset", "fast", "--agent.policy.steps", str(p["steps"]), "--agent.num-candidates", str(p["n"]),
-            "--agent.policy.hidden-dims", str(p["width"]), str(p["width"]), "--agent.actor-interval", str(p["k"])]
+            "--agent.policy.hidden-dims", str(p["width"]), str(p["width"]), "--agent.actor-interval", str(p["k"]),
+            "--agent.temperature.kl-target", f"{point_kl(p['n'], env):.6g}"]
 
 
 def stage_a(args) -> dict:
@@ -149,7 +162,7 @@ def wait(runs) -> None:
 def stage_b(args) -> dict:
     source = provenance()
     seeds = [str(s) for s in range(args.seeds)]
-    configs = {"sac": ["--algo", "sac"], **{p: ["--algo", "simpo", *point_flags(p)] for p in args.points}}
+    configs = {"sac": ["--algo", "sac"], **{p: ["--algo", "simpo", *point_flags(p, args.env)] for p in args.points}}
     runs = {}
     for n, flags in configs.items():
         run_dir = args.root / "stage_b" / n

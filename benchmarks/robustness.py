@@ -31,7 +31,8 @@ from simpo.train import make_agent  # noqa: E402
 
 TINY = ["--total-steps", "300", "--warmup-steps", "100", "--batch-size", "32", "--eval-interval", "150",
         "--eval-episodes", "1", "--max-episode-steps", "100", "--checkpoint-interval", "100",
-        "--keep-checkpoints", "5", "--no-progress", "--agent.num-candidates", "4", "--agent.policy.steps", "2",
+        "--keep-checkpoints", "5", "--no-progress", "--agent.num-candidates", "4", "--agent.temperature.kl-target", "1",
+        "--agent.policy.steps", "2",
         "--agent.policy.hidden-dims", "32", "32", "--agent.critic-hidden-dims", "32", "32",
         "--sac.actor-hidden-dims", "32", "32", "--sac.critic-hidden-dims", "32", "32"]
 

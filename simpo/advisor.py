@@ -187,7 +187,10 @@ def advise(env: str, warmup_steps: int = 1000, train_steps: int = 1000, seed: in
             config = dataclasses.replace(config, run_dir=Path(tmp) / "run")
         result = train(config)
     agent = make_agent(config, obs_dim, action_dim)
-    agent = dataclasses.replace(agent, config=dataclasses.replace(agent.config, num_candidates=num_candidates))
+    # the measuring agent only draws and scores candidates (λ unused: no KL target to reach at this N)
+    fixed = dataclasses.replace(agent.config.temperature, target="fixed")
+    agent = dataclasses.replace(agent, config=dataclasses.replace(agent.config, num_candidates=num_candidates,
+                                                                  temperature=fixed))
     key = jax.random.PRNGKey(seed + 1)
     states = buffer_sample(result.buffer, key, batch).obs
     _, q = jax.jit(agent.candidates)(result.state, jax.random.fold_in(key, 1), states)

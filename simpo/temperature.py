@@ -14,6 +14,7 @@ pure and can be called inside a jitted update.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -82,6 +83,16 @@ class TemperatureConfig:
 class TemperatureState(NamedTuple):
     log_temperature: jax.Array
     opt_state: optax.OptState
+
+
+def check_reachable(config: TemperatureConfig, num_candidates: int) -> None:
+    """One-line ValueError if the `kl` target cannot be reached with N candidates. KL(w̃ ‖ uniform) = log N − H(w̃)
+    is at most log N (one-hot weights), so a target at or above log N drives λ towards 0 for ever: every scheme
+    then gives argmax weights and the tuner has no effect."""
+    if config.target == "kl" and config.kl_target >= math.log(num_candidates):
+        raise ValueError(f"temperature kl_target {config.kl_target:g} is unreachable with {num_candidates} candidates: "
+                         f"KL(weights || uniform) <= log N = {math.log(num_candidates):.3f}; choose a kl_target below "
+                         "that, or more candidates")
 
 
 def init_temperature(config: TemperatureConfig) -> TemperatureState:

@@ -14,7 +14,7 @@ from simpo.agents.critic import critic_step, polyak, td_target
 from simpo.agents.simpo_agent import SiMPO, SiMPOConfig
 from simpo.temperature import update_temperature, weight_diagnostics
 from simpo.train import default_config, train
-from test_train import TINY_POLICY, random_batch, read_rows, tiny
+from test_train import KL_1, TINY_POLICY, random_batch, read_rows, tiny
 
 
 def same(a, b) -> bool:
@@ -23,6 +23,7 @@ def same(a, b) -> bool:
 
 def agent_with(k: int, weighting: str = "exp", **kw) -> SiMPO:
     config = dataclasses.replace(default_config("simpo").agent, weighting=weighting, num_candidates=4,
+                                 temperature=KL_1,
                                  policy=TINY_POLICY, actor_interval=k, **kw)
     return SiMPO(config, obs_dim=5, action_dim=2)
 

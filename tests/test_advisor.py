@@ -116,6 +116,7 @@ def test_train_weighting_auto_logs_choice_and_checkpoints_ema(tmp_path):
     code = main(["train", "--env", "Pendulum-v1", "--weighting", "auto", "--total-steps", "120",
                  "--warmup-steps", "40", "--batch-size", "16", "--eval-interval", "120", "--eval-episodes", "1",
                  "--max-episode-steps", "30", "--log-interval", "40", "--agent.num-candidates", "4",
+                 "--agent.temperature.kl-target", "1",
                  "--agent.policy.steps", "2", "--agent.policy.hidden-dims", "32", "--agent.critic-hidden-dims", "32",
                  "--run-dir", str(run_dir), "--no-progress"])
     assert code == 0

@@ -35,7 +35,8 @@ def tiny_config(run_dir: Path, **loop):
 
     config = default_config("simpo", "fast", "Pendulum-v1")
     policy = dataclasses.replace(config.agent.policy, steps=1, hidden_dims=(16,))
-    agent = dataclasses.replace(config.agent, policy=policy, num_candidates=2, critic_hidden_dims=(16,))
+    agent = dataclasses.replace(config.agent, policy=policy, num_candidates=2, critic_hidden_dims=(16,),
+                                temperature=dataclasses.replace(config.agent.temperature, kl_target=0.5))  # < log 2
     settings = dict(total_steps=60, warmup_steps=30, batch_size=16, eval_interval=60, eval_episodes=1,
                     max_episode_steps=20, run_dir=run_dir, progress=False)
     settings.update(loop)
@@ -120,6 +121,8 @@ CASES = [
     # out-of-range numbers
     Case("temperature-not-positive", train_args("--agent.temperature.init", "0"), "init must be > 0, got 0"),
     Case("N-below-1", train_args("--agent.num-candidates", "0"), "num_candidates must be an int >= 1, got 0"),
+    Case("kl-target-unreachable", train_args("--agent.num-candidates", "4"),
+         "temperature kl_target 2 is unreachable with 4 candidates: KL(weights || uniform) <= log N = 1.386"),
     Case("K-below-1", train_args("--agent.policy.steps", "0"), "steps must be an int >= 1, got 0"),
     Case("batch-over-buffer", train_args("--batch-size", "512", "--buffer-size", "100"),
          "batch_size (512) must be <= buffer_size (100)"),

@@ -27,7 +27,8 @@ EPISODE = 30  # steps per training and evaluation episode
 
 def tiny(algo, run_dir, **loop):
     config = default_config(algo, "fast", "playground:CheetahRun")
-    agent = dataclasses.replace(config.agent, policy=TINY_POLICY, num_candidates=4, critic_hidden_dims=(32, 32))
+    agent = dataclasses.replace(config.agent, policy=TINY_POLICY, num_candidates=4, critic_hidden_dims=(32, 32),
+                                temperature=dataclasses.replace(config.agent.temperature, kl_target=1.0))  # < log 4
     sac = dataclasses.replace(config.sac, actor_hidden_dims=(32, 32), critic_hidden_dims=(32, 32))
     settings = dict(total_steps=200, warmup_steps=60, batch_size=32, eval_interval=100, eval_episodes=2,
                     max_episode_steps=EPISODE, checkpoint_interval=100, run_dir=run_dir, progress=False,

@@ -55,6 +55,7 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, messag
 def _tiny_defaults(algo, preset, env):
     config = default_config(algo, preset, env)
     agent = dataclasses.replace(config.agent, num_candidates=4, critic_hidden_dims=(32, 32),
+                                temperature=dataclasses.replace(config.agent.temperature, kl_target=1.0),
                                 policy=PolicyConfig(kind="flow", steps=2, hidden_dims=(32, 32), time_dim=8, cond_dims=(16,)))
     sac = dataclasses.replace(config.sac, actor_hidden_dims=(32, 32), critic_hidden_dims=(32, 32))
     return dataclasses.replace(config, agent=agent, sac=sac, batch_size=32, eval_episodes=2)

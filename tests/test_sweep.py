@@ -15,7 +15,8 @@ from simpo.sweep.run import KILL_ONCE_ENV  # noqa: E402
 TIMING_COLUMNS = {"wall_time_s", "train_sps"}
 TINY = ["--env", "Pendulum-v1", "--warmup-steps", "100", "--batch-size", "16", "--eval-interval", "100",
         "--eval-episodes", "2", "--max-episode-steps", "50", "--checkpoint-interval", "200", "--num-cpus", "2",
-        "--agent.num-candidates", "4", "--agent.policy.steps", "2", "--agent.policy.hidden-dims", "32",
+        "--agent.num-candidates", "4", "--agent.temperature.kl-target", "1", "--agent.policy.steps", "2",
+        "--agent.policy.hidden-dims", "32",
         "--agent.critic-hidden-dims", "32", "--sac.actor-hidden-dims", "32", "--sac.critic-hidden-dims", "32"]
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from simpo.temperature import (
     TemperatureConfig,
+    check_reachable,
     effective_sample_fraction,
     init_temperature,
     kl_to_uniform,
@@ -78,3 +79,27 @@ def test_diagnostics_on_known_weights():
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
         TemperatureConfig(**kwargs)
+
+
+def test_a_kl_target_at_or_above_log_n_is_refused():
+    """KL(w̃ ‖ uniform) <= log N (one-hot weights): a target at log N or above can never be met, λ would shrink
+    towards 0 for ever and every scheme would give argmax weights."""
+    weights = jnp.eye(8)[:4]  # one-hot: the largest KL there is at N = 8
+    assert float(jnp.max(kl_to_uniform(weights))) < np.log(8)
+    check_reachable(TemperatureConfig(target="kl", kl_target=2.0), 8)  # 2.0 < log 8 = 2.079
+    check_reachable(TemperatureConfig(target="ess", kl_target=5.0), 8)  # the KL target is not used
+    for n, kl in ((8, 2.5), (8, float(np.log(8))), (4, 2.0), (1, 0.1)):
+        with pytest.raises(ValueError, match=f"kl_target {kl:g} is unreachable with {n} candidates"):
+            check_reachable(TemperatureConfig(target="kl", kl_target=kl), n)
+
+
+def test_presets_never_ask_for_an_unreachable_kl_target():
+    from simpo.presets import ALGOS, PRESETS, agent_config
+
+    for algo in ALGOS[:-1]:  # sac has no λ
+        for preset in PRESETS:
+            for env in ("HalfCheetah-v5", "Hopper-v5", "Ant-v5", "Walker2d-v5"):
+                c = agent_config(algo, preset, env)  # SiMPOConfig checks reachability itself
+                assert c.temperature.kl_target < np.log(c.num_candidates)
+    assert agent_config("simpo", "fast", "Hopper-v5").temperature.kl_target == 2.0  # authors' 2.5 > log 8
+    assert agent_config("dpmd", "paper", "Hopper-v5").temperature.kl_target == 3.0  # < log 64: kept

@@ -20,11 +20,13 @@ from simpo.policies import PolicyConfig
 from simpo.train import default_config, train
 
 TINY_POLICY = PolicyConfig(kind="flow", steps=2, hidden_dims=(32, 32), time_dim=8, cond_dims=(16,))
+KL_1 = dataclasses.replace(default_config("simpo").agent.temperature, kl_target=1.0)  # reachable with N = 4
 
 
 def tiny(algo: str, env: str, run_dir: Path, **loop) -> "TrainConfig":  # noqa: F821
     config = default_config(algo, "fast", env)
-    agent = dataclasses.replace(config.agent, policy=TINY_POLICY, num_candidates=4, critic_hidden_dims=(32, 32))
+    agent = dataclasses.replace(config.agent, policy=TINY_POLICY, num_candidates=4, critic_hidden_dims=(32, 32),
+                                temperature=dataclasses.replace(config.agent.temperature, kl_target=1.0))  # < log 4
     sac = dataclasses.replace(config.sac, actor_hidden_dims=(32, 32), critic_hidden_dims=(32, 32))
     settings = dict(total_steps=300, warmup_steps=100, batch_size=32, eval_interval=150, eval_episodes=2,
                     max_episode_steps=50, checkpoint_interval=150, run_dir=run_dir, progress=False)
@@ -47,6 +49,7 @@ def random_batch(key, batch=16, obs_dim=5, action_dim=2) -> Batch:
 @pytest.mark.parametrize("kind", ["flow", "diffusion"])
 def test_update_is_a_pure_function(kind, weighting):
     config = dataclasses.replace(default_config("simpo").agent, weighting=weighting, num_candidates=4,
+                                 temperature=KL_1,
                                  policy=dataclasses.replace(TINY_POLICY, kind=kind), old_policy_interval=2)
     agent = SiMPO(config, obs_dim=5, action_dim=2)
     state = agent.init(jax.random.PRNGKey(0))
@@ -121,8 +124,9 @@ def test_cli_train_eval_plot(tmp_path):
     cli = [sys.executable, "-m", "simpo.cli"]
     tiny_flags = ["--env", "Pendulum-v1", "--total-steps", "120", "--warmup-steps", "60", "--batch-size", "16",
                   "--eval-interval", "60", "--eval-episodes", "1", "--max-episode-steps", "30", "--run-dir", str(run),
-                  "--no-progress", "--weighting", "square", "--agent.num-candidates", "4", "--agent.policy.steps", "2",
-                  "--agent.policy.hidden-dims", "32", "32", "--agent.critic-hidden-dims", "32", "32"]
+                  "--no-progress", "--weighting", "square", "--agent.num-candidates", "4",
+                  "--agent.temperature.kl-target", "1",
+                  "--agent.policy.steps", "2", "--agent.policy.hidden-dims", "32", "32", "--agent.critic-hidden-dims", "32", "32"]
     done = subprocess.run(cli + ["train", *tiny_flags], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert '"weighting": "square"' in (run / "config.json").read_text()

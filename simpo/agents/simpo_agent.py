@@ -30,6 +30,7 @@ from simpo.policies import PolicyConfig, make_policy
 from simpo.temperature import (
     TemperatureConfig,
     TemperatureState,
+    check_reachable,
     init_temperature,
     temperature_value,
     update_temperature,
@@ -93,6 +94,7 @@ class SiMPOConfig:
             raise ValueError(f"tau must be in (0, 1], got {self.tau}")
         if self.candidate_noise < 0 or self.uniform_actions < 0 or self.uniform_weight < 0:
             raise ValueError("candidate_noise, uniform_actions and uniform_weight must be >= 0")
+        check_reachable(self.temperature, self.num_candidates)
 
     @property
     def weighting_params(self) -> dict[str, float]:

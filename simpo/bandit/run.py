@@ -47,7 +47,7 @@ from simpo.advisor import AUTO_SCHEMES
 from simpo.bandit.landscapes import estimate_max_reward
 from simpo.bandit.program import _compiled, _compiled_pretrain, _Pretrain, _Static
 from simpo.policies import Policy, PolicyConfig, make_policy
-from simpo.temperature import TemperatureConfig
+from simpo.temperature import TemperatureConfig, check_reachable
 from simpo.weighting import SCHEMES, compute_weights
 
 __all__ = ["BanditResult", "DEFAULTS", "SCHEME_PARAMS", "execute", "merge_plans", "prepare", "run"]
@@ -216,6 +216,7 @@ def prepare(
         init=_float("temperature", cfg["temperature"], lambda x: 0 < x < math.inf, " > 0"),
         kl_target=_float("kl_target", cfg["kl_target"]), ess_target=_float("ess_target", cfg["ess_target"]),
         lr=cfg["temperature_lr"])
+    check_reachable(temp, cfg["num_candidates"])
     init_mean = _per_dim("init_mean", cfg["init_mean"], d, 0.0, False)
     init_std = _per_dim("init_std", cfg["init_std"], d, 1.0, True)
 
