@@ -57,7 +57,10 @@ def parse_config(cls, args: list[str], prog: str, **kwargs):
         if not exit_.code:
             sys.stdout.write(text)
             raise
-        body = [line for line in text.splitlines() if not line.lstrip().startswith("╭")]  # drop panel titles
+        body = text.splitlines()
+        if len(body) > 1 and re.fullmatch(r"\s*-{3,}\s*", body[1]):  # ASCII panels (no box chars): title, rule
+            body = body[1:]
+        body = [line for line in body if not line.lstrip().startswith("╭") and not re.fullmatch(r"\s*-{3,}\s*", line)]
         lines = [re.sub(r"[╭╮╰╯│─━]+", " ", line).strip() for line in body]
         lines = [line for line in lines if line and not line.startswith(("For full helptext", "usage:"))]
         message = re.sub(r"\s+", " ", " ".join(lines))

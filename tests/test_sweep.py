@@ -67,7 +67,7 @@ def test_killed_trial_is_restored_from_its_checkpoint_and_matches_an_uninterrupt
 def test_search_space_from_yaml_and_flags(tmp_path):
     space = tmp_path / "space.yaml"
     space.write_text("agent.weighting: [exp, square]\nagent.actor_lr: {loguniform: [1.0e-4, 1.0e-3]}\n"
-                     "agent.num_candidates: {choice: [4, 8]}\ntotal_steps: 300\n")
+                     "agent.num_candidates: {choice: [8, 16]}\ntotal_steps: 300\n")
     config = SweepConfig(out=tmp_path / "s", base_args=("--env", "Pendulum-v1"), space=space,
                          params=("seed=0,1,2",), num_samples=2)
     builder, param_space, n = plan(config)
@@ -86,6 +86,8 @@ def test_search_space_from_yaml_and_flags(tmp_path):
     (["--param", "agent.num_candidate=4,8"], "did you mean agent.num_candidates"),
     (["--param", "agent.weighting=exp,nope"], "agent.weighting=nope"),
     (["--param", "total_steps=100,-5"], "total_steps must be >= 0"),
+    (["--param", "agent.num_candidates=4,8"],
+     "trial with agent.num_candidates=4: Error parsing agent: temperature kl_target 2 is unreachable with 4 candidates"),
     (["--param", "run_dir=a,b"], "run_dir cannot be swept"),
     (["--param", "seed"], "expected NAME=V1,V2"),
     (["--study", "nope"], "unknown study 'nope'"),
