@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import math
 import json
 import os
 import subprocess
@@ -40,6 +39,7 @@ from speed import measure, setup  # noqa: E402
 from simpo.advisor import kl_target_for  # noqa: E402
 from simpo.plot import load_run  # noqa: E402
 from simpo.presets import SIMPO_PRESETS  # noqa: E402
+from simpo.temperature import kl_reachable  # noqa: E402
 from simpo.train import default_config  # noqa: E402
 
 GRID = {"steps": (1, 2, 4), "n": (4, 8, 16), "width": (128, 256), "k": (1, 2)}
@@ -71,7 +71,7 @@ def point_kl(n: int, env: str) -> float:
     """The `fast` preset's KL target, or, where N candidates cannot reach it (KL ≤ log N), the advisor's
     log N / log 64 scaling of the authors' 2.0 (0.67 at N = 4)."""
     kl = default_config("simpo", "fast", env).agent.temperature.kl_target
-    return kl if kl < math.log(n) else kl_target_for(n)
+    return kl if kl_reachable(kl, n) else kl_target_for(n)
 
 
 def point_config(point: str, env: str):

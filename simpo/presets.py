@@ -17,11 +17,11 @@ unweighted matching loss on actions drawn uniformly from [−1, 1]^d (not [0, 1)
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from simpo.agents.sac import SACConfig
 from simpo.agents.simpo_agent import SiMPOConfig
 from simpo.policies import PolicyConfig
+from simpo.temperature import kl_reachable
 
 ALGOS = ("simpo", "dpmd", "qvpo", "sac")
 PRESETS = ("paper", "fast")
@@ -48,15 +48,21 @@ ALGO_OVERRIDES: dict[str, dict] = {
     },
 }
 
-# Per-env KL targets of the temperature tuner (authors' target_kl_dict); default 2.0. A target at or above log N is
-# unreachable (KL(w̃ ‖ uniform) ≤ log N) and falls back to the preset's own: at `fast`'s N = 8 (log 8 = 2.08) Hopper's
-# 2.5 (DPMD 3.0) becomes 2.0, as on HalfCheetah; before this fallback λ shrank towards 0 there and every scheme
-# gave argmax weights.
+# Per-env KL targets of the temperature tuner (authors' target_kl_dict, for N = 64); default: the preset's own 2.0.
 KL_TARGETS: dict[str, dict[str, float]] = {
     "simpo": {"Hopper-v5": 2.5, "Ant-v5": 1.5},
     "dpmd": {"Hopper-v5": 3.0, "Ant-v5": 1.0},
     "qvpo": {"Hopper-v5": 2.5, "Ant-v5": 1.5},
 }
+# Each preset keeps the targets its N can reach (simpo.temperature.kl_reachable): at `fast`'s N = 8 (log 8 = 2.08)
+# Hopper's 2.5 (DPMD 3.0) drops out and the preset's 2.0 applies, as on HalfCheetah; kept, it would drive λ to 0
+# and every scheme would give argmax weights.
+PRESET_KL_TARGETS: dict[str, dict[str, dict[str, float]]] = {
+    preset: {algo: {env: kl for env, kl in targets.items() if kl_reachable(kl, SIMPO_PRESETS[preset].num_candidates)}
+             for algo, targets in KL_TARGETS.items()}
+    for preset in PRESETS
+}
+
 
 def agent_config(algo: str, preset: str, env: str) -> SiMPOConfig | SACConfig:
     """The agent config for `algo` × `preset` on `env` (SAC has one config for both presets)."""
@@ -67,9 +73,7 @@ def agent_config(algo: str, preset: str, env: str) -> SiMPOConfig | SACConfig:
     if algo == "sac":
         return SACConfig()
     base = SIMPO_PRESETS[preset]
-    kl_target = KL_TARGETS[algo].get(env, base.temperature.kl_target)
-    if kl_target >= math.log(base.num_candidates):  # unreachable at this N (KL ≤ log N): the preset's own target
-        kl_target = base.temperature.kl_target
+    kl_target = PRESET_KL_TARGETS[preset][algo].get(env, base.temperature.kl_target)
     temperature = dataclasses.replace(base.temperature, kl_target=kl_target)
     return dataclasses.replace(base, temperature=temperature, **ALGO_OVERRIDES[algo])
 

@@ -85,11 +85,15 @@ class TemperatureState(NamedTuple):
     opt_state: optax.OptState
 
 
+def kl_reachable(kl_target: float, num_candidates: int) -> bool:
+    """KL(w̃ ‖ uniform) = log N − H(w̃) is at most log N (one-hot weights): a target at or above log N is never met,
+    so it drives λ towards 0 for ever, every scheme then gives argmax weights and the tuner has no effect."""
+    return kl_target < math.log(num_candidates)
+
+
 def check_reachable(config: TemperatureConfig, num_candidates: int) -> None:
-    """One-line ValueError if the `kl` target cannot be reached with N candidates. KL(w̃ ‖ uniform) = log N − H(w̃)
-    is at most log N (one-hot weights), so a target at or above log N drives λ towards 0 for ever: every scheme
-    then gives argmax weights and the tuner has no effect."""
-    if config.target == "kl" and config.kl_target >= math.log(num_candidates):
+    """One-line ValueError if the `kl` target cannot be reached with N candidates (`kl_reachable`)."""
+    if config.target == "kl" and not kl_reachable(config.kl_target, num_candidates):
         raise ValueError(f"temperature kl_target {config.kl_target:g} is unreachable with {num_candidates} candidates: "
                          f"KL(weights || uniform) <= log N = {math.log(num_candidates):.3f}; choose a kl_target below "
                          "that, or more candidates")
