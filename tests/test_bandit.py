@@ -50,7 +50,7 @@ def test_landscape_presets():
     assert LANDSCAPES["bad-region"].action_dim == 2
 
 
-@pytest.mark.parametrize("name", ["broad", "sharp", "bad-region"])
+@pytest.mark.parametrize("name", ["broad", "sharp", "bad-region", "plateau", "cusp", "mesa", "needle"])
 def test_dense_search_matches_analytic_max(name):
     land = get_landscape(name)
     best, argmax = estimate_max_reward(land.reward_fn, land.action_dim)

@@ -15,6 +15,13 @@ sits away from the optimum, so regret starts high.
   the initial mass; the picture where negative weights should repel the flow around the pit.
 - ``four-peaks``: 2-D, four bumps of different heights around a central initial mass; the policy must pick
   the best mode out of three good decoys.
+
+Four more were added later as **held-out** landscapes for the weighting advisor (docs/advisor.md): designed, before
+any run on them, as two flat-topped/steep-topped pairs in the paper's sense (SPEC §7: square should win the flat
+ones, linear the steep ones), and not used to choose any rule or parameter.
+
+- ``plateau`` (1-D, flat top) and ``cusp`` (1-D, steep top: a Laplace peak, no flat part anywhere);
+- ``mesa`` (2-D, flat top) and ``needle`` (2-D, ``sharp``'s hill-plus-spike in two dimensions).
 """
 
 from __future__ import annotations
@@ -60,6 +67,11 @@ def _gauss(a: jnp.ndarray, center, width: float) -> jnp.ndarray:
     return jnp.exp(-jnp.sum((a - jnp.asarray(center, a.dtype)) ** 2, axis=-1) / (2.0 * width**2))
 
 
+def _flat_top(a: jnp.ndarray, center, width: float) -> jnp.ndarray:
+    """exp(−(‖a − center‖² / width²)⁴): ≈ 1 out to about 0.8·width, then a fast drop (a super-Gaussian)."""
+    return jnp.exp(-((jnp.sum((a - jnp.asarray(center, a.dtype)) ** 2, axis=-1) / width**2) ** 4))
+
+
 def _bump(a: jnp.ndarray, center, radius: float) -> jnp.ndarray:
     """Compactly supported bump (1 − ‖a − c‖²/ρ²)₊²: 1 at the center, exactly 0 beyond radius ρ."""
     r2 = jnp.sum((a - jnp.asarray(center, a.dtype)) ** 2, axis=-1) / radius**2
@@ -96,6 +108,29 @@ def four_peaks_reward(a: jnp.ndarray) -> jnp.ndarray:
     """max_k h_k·exp(−‖a − c_k‖²/(2·0.3²)): peaks of height 1.0 (0.6, 0.6), 0.8, 0.8 and 0.7 at the corners."""
     return jnp.max(jnp.stack([h * _gauss(a, c, 0.3) for c, h in _FOUR], axis=-1), axis=-1)
 
+
+def plateau_reward(a: jnp.ndarray) -> jnp.ndarray:
+    """0.9·flat_top(a; 0.4, 0.4) + 0.1·hill(a; 0.4, 0.4): a plateau of near-max reward over about [0.1, 0.7],
+    with only a gentle rise (the 0.1 hill) to the unique max 1 at 0.4."""
+    return 0.9 * _flat_top(a, (0.4,), 0.4) + 0.1 * _gauss(a, (0.4,), 0.4)
+
+
+def cusp_reward(a: jnp.ndarray) -> jnp.ndarray:
+    """exp(−|a − 0.6| / 0.25): a Laplace peak, steepest at its max 1 at 0.6, with no flat part."""
+    return jnp.exp(-jnp.sum(jnp.abs(a - 0.6), axis=-1) / 0.25)
+
+
+def mesa_reward(a: jnp.ndarray) -> jnp.ndarray:
+    """``plateau`` in 2-D: 0.9·flat_top(a; (0.4, 0.4), 0.45) + 0.1·hill(a; (0.4, 0.4), 0.45), max 1 at (0.4, 0.4)."""
+    return 0.9 * _flat_top(a, (0.4, 0.4), 0.45) + 0.1 * _gauss(a, (0.4, 0.4), 0.45)
+
+
+def needle_reward(a: jnp.ndarray) -> jnp.ndarray:
+    """``sharp`` in 2-D: 0.5·hill(a; (0.5, 0.5), 0.4) + 0.5·spike(a; (0.5, 0.5), 0.07), max 1 at (0.5, 0.5)."""
+    return 0.5 * _gauss(a, (0.5, 0.5), 0.4) + 0.5 * _gauss(a, (0.5, 0.5), 0.07)
+
+
+_HELD_OUT = "designed as a held-out landscape for the advisor (docs/advisor.md), not the paper's"
 
 LANDSCAPES: dict[str, Landscape] = {
     "broad": Landscape(
@@ -146,6 +181,33 @@ LANDSCAPES: dict[str, Landscape] = {
         description="2-D multimodal: peaks of height 1.0, 0.8, 0.8, 0.7 at the four corners (±0.6, ±0.6); "
         "policy starts in the middle",
         source="designed: multimodal landscape with decoy optima (extra study, not in the paper)",
+    ),
+    "plateau": Landscape(
+        name="plateau", reward_fn=plateau_reward, action_dim=1, init_mean=(-0.5,), init_std=(0.15,),
+        max_reward=1.0, argmax=(0.4,),
+        description="1-D flat top: a plateau of near-max reward over about [0.1, 0.7] with a gentle rise to the "
+        "max at 0.4; policy starts at −0.5",
+        source=f"designed: flat top ({_HELD_OUT})",
+    ),
+    "cusp": Landscape(
+        name="cusp", reward_fn=cusp_reward, action_dim=1, init_mean=(-0.5,), init_std=(0.15,),
+        max_reward=1.0, argmax=(0.6,),
+        description="1-D steep top: a Laplace peak exp(−|a − 0.6|/0.25); policy starts at −0.5",
+        source=f"designed: steep top ({_HELD_OUT})",
+    ),
+    "mesa": Landscape(
+        name="mesa", reward_fn=mesa_reward, action_dim=2, init_mean=(-0.6, -0.6), init_std=(0.15, 0.15),
+        max_reward=1.0, argmax=(0.4, 0.4),
+        description="2-D flat top: a round plateau (radius about 0.35) around (0.4, 0.4) with a gentle rise to its "
+        "center; policy starts at (−0.6, −0.6)",
+        source=f"designed: flat top ({_HELD_OUT})",
+    ),
+    "needle": Landscape(
+        name="needle", reward_fn=needle_reward, action_dim=2, init_mean=(-0.5, -0.5), init_std=(0.15, 0.15),
+        max_reward=1.0, argmax=(0.5, 0.5),
+        description="2-D steep top: a wide hill at half height with a narrow spike (width 0.07) on top at "
+        "(0.5, 0.5); policy starts at (−0.5, −0.5)",
+        source=f"designed: steep top ({_HELD_OUT})",
     ),
 }
 
