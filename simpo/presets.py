@@ -9,9 +9,13 @@
   detectable at 20k env steps × 3 seeds; at 100k × 3 on HalfCheetah-v5 it reached 0.80× SAC's return. KL targets
   as `paper`, except where one is unreachable at N = 8 (≥ log 8 = 2.08: Hopper's 2.5, DPMD's 3.0): there 2.0.
 
-The baselines are presets of the same agent: `dpmd` = weighting `exp`; `qvpo` = weighting `linear`
-(sparsemax of Q/λ, i.e. (Q − ν)₊) acting on the current policy, plus QVPO's entropy term: an
-unweighted matching loss on actions drawn uniformly from [−1, 1]^d (not [0, 1): a bug of the port).
+The baselines are presets of the same agent. `dpmd` = weighting `exp` (the authors' dpmd.py). `qvpo` = the authors'
+flow-rl port of QVPO (qvpo.py): candidates from the current policy without jitter, weighting `best_advantage` (the
+best candidate only, weighted by Q_best − mean Q; no temperature), each state's TD target from the best of
+`target_candidates` policy samples by min target-Q (4 on HalfCheetah, 1 on Hopper, else 2), the entropy term (10
+actions drawn uniformly from [−1, 1]^d, not the port's [0, 1): a bug, each weighted 0.01 × the state's advantage)
+and a best-of-32 evaluation. One difference stays: the port draws the TD target's actions from an EMA copy of the
+actor (τ = 0.005), this agent from the current actor.
 """
 
 from __future__ import annotations
@@ -40,19 +44,23 @@ ALGO_OVERRIDES: dict[str, dict] = {
     "simpo": {},  # the authors' launcher default is gempo_exp; choose any scheme with --weighting
     "dpmd": {"weighting": "exp"},
     "qvpo": {
-        "weighting": "linear",
+        "weighting": "best_advantage",  # reweight="adv"
         "old_policy_interval": 1,  # QVPO samples its candidates from the current policy
         "candidate_noise": 0.0,
         "uniform_actions": 10,
         "uniform_weight": 0.01,  # QVPO's entropy_coef
+        "eval_candidates": 32,  # num_evaluate_samples
     },
 }
+# QVPO's num_behavior_samples_dict: the TD target's best-of-k; other envs: the port's default 2.
+TARGET_CANDIDATES: dict[str, dict[str, int]] = {"qvpo": {"HalfCheetah-v5": 4, "Hopper-v5": 1}}
+DEFAULT_TARGET_CANDIDATES: dict[str, int] = {"qvpo": 2}
 
 # Per-env KL targets of the temperature tuner (authors' target_kl_dict, for N = 64); default: the preset's own 2.0.
+TEMPERATURE_TARGETS: dict[str, str] = {"qvpo": "fixed"}  # QVPO has no temperature (`best_advantage` ignores λ)
 KL_TARGETS: dict[str, dict[str, float]] = {
     "simpo": {"Hopper-v5": 2.5, "Ant-v5": 1.5},
     "dpmd": {"Hopper-v5": 3.0, "Ant-v5": 1.0},
-    "qvpo": {"Hopper-v5": 2.5, "Ant-v5": 1.5},
 }
 # Each preset keeps the targets its N can reach (simpo.temperature.kl_reachable): at `fast`'s N = 8 (log 8 = 2.08)
 # Hopper's 2.5 (DPMD 3.0) drops out and the preset's 2.0 applies, as on HalfCheetah; kept, it would drive λ to 0
@@ -73,7 +81,10 @@ def agent_config(algo: str, preset: str, env: str) -> SiMPOConfig | SACConfig:
     if algo == "sac":
         return SACConfig()
     base = SIMPO_PRESETS[preset]
-    kl_target = PRESET_KL_TARGETS[preset][algo].get(env, base.temperature.kl_target)
-    temperature = dataclasses.replace(base.temperature, kl_target=kl_target)
-    return dataclasses.replace(base, temperature=temperature, **ALGO_OVERRIDES[algo])
+    temperature = dataclasses.replace(
+        base.temperature, target=TEMPERATURE_TARGETS.get(algo, base.temperature.target),
+        kl_target=PRESET_KL_TARGETS[preset].get(algo, {}).get(env, base.temperature.kl_target))
+    target_candidates = TARGET_CANDIDATES.get(algo, {}).get(env, DEFAULT_TARGET_CANDIDATES.get(algo, 1))
+    return dataclasses.replace(base, temperature=temperature, target_candidates=target_candidates,
+                               **ALGO_OVERRIDES[algo])
 

@@ -256,3 +256,21 @@ def compute_weights(q: jax.Array, scheme: Weighting = "exp", temperature=1.0, **
     if scheme == "signed_linear":
         return _floored_linear(u, float(params["floor"]))
     return _wd1(u, params["negative_mass"])
+
+
+BEST_ADVANTAGE = "best_advantage"
+
+
+def best_advantage_weights(q: jax.Array) -> jax.Array:
+    """QVPO's weights as its authors' port computes them (flow-rl qvpo.py, ``reweight="adv"``): all weight on the
+    best candidate, w_best = q_max − mean_j q_j (its advantage over V̂(s), the candidates' mean Q), 0 elsewhere.
+
+    Not a member of SiMPO's family g((q − ν)/λ): not normalised, no temperature. It is the λ → 0 limit of
+    ``linear`` (argmax weights), scaled per state by that state's advantage, so states where the best candidate
+    stands out more weigh more in Stage 2.
+    """
+    q = jnp.asarray(q)
+    best = jnp.argmax(q, axis=-1)
+    advantage = jnp.max(q, axis=-1) - jnp.mean(q, axis=-1)
+    return jax.nn.one_hot(best, q.shape[-1], dtype=q.dtype) * advantage[..., None]
+

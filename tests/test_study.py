@@ -29,7 +29,7 @@ def test_registry_and_cells():
     assert c.config.total_steps == 8000 and c.config.warmup_steps == 800 and c.config.eval_interval == 1600
     full = cells("mujoco")
     assert len(full) == 6 * 5 and full[0].seeds == (0, 1, 2, 3, 4) and full[0].config.total_steps == 1_000_000
-    assert {c.name.split("/")[1] for c in full} == {"simpo-linear", "simpo-square", "dpmd-exp", "qvpo-linear", "sac"}
+    assert {c.name.split("/")[1] for c in full} == {"simpo-linear", "simpo-square", "dpmd-exp", "qvpo-best_advantage", "sac"}
     neg = {c.name: c.config.agent for c in cells("negative-weights") if c.name.startswith("Hopper")}
     assert neg["Hopper-v5/simpo-signed_linear:floor=-0.02"].floor == -0.02
     with pytest.raises(ValueError, match="not a training grid"):

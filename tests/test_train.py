@@ -144,7 +144,7 @@ def test_sac_config_is_selected_for_sac():
     assert default_config("dpmd", "paper", "Hopper-v5").agent.temperature.kl_target == 3.0
     assert default_config("simpo", "paper", "Ant-v5").agent.temperature.kl_target == 1.5
     qvpo = default_config("qvpo", "paper").agent
-    assert qvpo.weighting == "linear" and qvpo.uniform_actions > 0
+    assert qvpo.weighting == "best_advantage" and qvpo.uniform_actions > 0
 
 
 class _CorruptReward:

@@ -1,7 +1,8 @@
 """The online SiMPO agent (SPEC §5): double-Q critic, and an actor improved by measure matching.
 
 One update, as one pure function (`SiMPO.update`):
-  1. critic:  y = r + γ(1 − terminated)·min_k Q̄_k(s′, a′), a′ ~ π_θ(·|s′) (one sample); MSE.
+  1. critic:  y = r + γ(1 − terminated)·min_k Q̄_k(s′, a′), a′ ~ π_θ(·|s′) (one sample, or the best of
+     `target_candidates` by min_k Q̄_k as QVPO's port does); MSE.
   2. Stage 1: N candidates a_i ~ π_old(·|s) + σ·ξ, clipped to the box; Q_i = mean_k Q_k(s, a_i);
      w = compute_weights(Q, weighting, λ)  — the (signed) target measure μ = Σ_i w_i δ_{a_i}.
   3. Stage 2: the reweighted matching loss of the policy class (flow: CFM; diffusion: ε-MSE).
@@ -9,7 +10,8 @@ One update, as one pure function (`SiMPO.update`):
   5. targets: Polyak on the critics; π_old ← π_θ every `old_policy_interval` updates.
 Steps 2–4 (the actor side) run on every `actor_interval`-th update only (a `lax.cond`, so skipped updates cost
 the critic's share alone; under `--seed-batching vmap` the batched predicate makes XLA run both branches).
-DPMD (weighting `exp`) and QVPO-like (`linear` + uniform-action term) are presets of this agent.
+DPMD (weighting `exp`) and QVPO (weighting `best_advantage`, a best-of-k TD target and a uniform-action term, as
+the authors' flow-rl port has it) are presets of this agent (simpo.presets).
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from simpo.temperature import (
     update_temperature,
     weight_diagnostics,
 )
-from simpo.weighting import SCHEMES, validate_scheme, compute_weights
+from simpo.weighting import BEST_ADVANTAGE, SCHEMES, best_advantage_weights, compute_weights, validate_scheme
+
+WEIGHTINGS = (*SCHEMES, "auto", BEST_ADVANTAGE)
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,8 @@ class SiMPOConfig:
 
     policy: PolicyConfig = PolicyConfig(kind="diffusion", steps=20)
     weighting: Annotated[str, tyro.conf.arg(aliases=("--weighting",))] = "exp"
-    """Stage-1 scheme: one of exp, linear, square, power, signed_linear, wd1; or auto (simpo.advisor's rule, online)."""
+    """Stage-1 scheme: one of exp, linear, square, power, signed_linear, wd1; auto (simpo.advisor's rule, online);
+    or best_advantage (QVPO's: the best candidate only, weighted by its advantage; λ unused)."""
     power_p: float = 2.0
     """Exponent p of the `power` scheme."""
     floor: float = -math.inf
@@ -66,7 +71,11 @@ class SiMPOConfig:
     uniform_actions: int = 0
     """QVPO's entropy term: this many actions per state drawn from U[-1, 1]^d ..."""
     uniform_weight: float = 0.0
-    """... trained with this total weight (unweighted matching loss on them)."""
+    """... each trained with this weight times the state's total candidate weight Σ_i w_i (1 for normalised
+    schemes; QVPO's advantage for best_advantage), as the port's entropy_coef."""
+    target_candidates: int = 1
+    """The TD target's next action: the best of this many policy samples by min target-Q (QVPO's port: 4 on
+    HalfCheetah, 1 on Hopper, else 2); 1: one sample (SiMPO, DPMD)."""
     actor_lr: float = 1e-4
     critic_lr: float = 3e-4
     critic_hidden_dims: tuple[int, ...] = (256, 256)
@@ -76,11 +85,11 @@ class SiMPOConfig:
     """M of the best-of-M evaluation (argmax of min-Q over M policy samples)."""
 
     def __post_init__(self):
-        if self.weighting not in (*SCHEMES, "auto"):
-            raise ValueError(f"unknown weighting {self.weighting!r}; allowed: {', '.join(SCHEMES)}, auto")
-        if self.weighting != "auto":
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown weighting {self.weighting!r}; allowed: {', '.join(WEIGHTINGS)}")
+        if self.weighting in SCHEMES:
             validate_scheme(self.weighting, self.weighting_params)
-        positive_ints = ("num_candidates", "old_policy_interval", "actor_interval", "eval_candidates")
+        positive_ints = ("num_candidates", "old_policy_interval", "actor_interval", "eval_candidates", "target_candidates")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -94,6 +103,9 @@ class SiMPOConfig:
             raise ValueError(f"tau must be in (0, 1], got {self.tau}")
         if self.candidate_noise < 0 or self.uniform_actions < 0 or self.uniform_weight < 0:
             raise ValueError("candidate_noise, uniform_actions and uniform_weight must be >= 0")
+        if self.weighting == BEST_ADVANTAGE and self.temperature.target != "fixed":
+            raise ValueError("weighting best_advantage has no temperature; set --agent.temperature.target fixed "
+                             "(the qvpo preset does)")
         check_reachable(self.temperature, self.num_candidates)
 
     @property
@@ -163,10 +175,13 @@ class SiMPO:
             raise ValueError(f"eval_mode must be one of {EVAL_MODES} or None, got {eval_mode!r}")
         if eval_mode != "best_of_n":
             return self.policy.sample(state.actor_params, key, obs.shape[:-1], cond=obs)
-        m = self.config.eval_candidates
+        return self.best_of(state.actor_params, state.critic.params, key, obs, self.config.eval_candidates)
+
+    def best_of(self, actor_params, critic_params, key: jax.Array, obs: jax.Array, m: int) -> jax.Array:
+        """The best of `m` policy samples per state by min-Q of the critics with `critic_params`."""
         cond = obs[..., None, :]
-        actions = self.policy.sample(state.actor_params, key, (*obs.shape[:-1], m), cond=cond)
-        q = self.critic.apply(state.critic.params, cond, actions).min(axis=0)
+        actions = self.policy.sample(actor_params, key, (*obs.shape[:-1], m), cond=cond)
+        q = self.critic.apply(critic_params, cond, actions).min(axis=0)
         best = jnp.argmax(q, axis=-1)
         return jnp.take_along_axis(actions, best[..., None, None], axis=-2)[..., 0, :]
 
@@ -184,6 +199,8 @@ class SiMPO:
         """Stage-1 weights. `auto`: an EMA of the candidate-Q skew picks square (flat) or linear (steep) with the
         advisor's rule (simpo.advisor.choose_scheme), via lax.switch; the choice is logged."""
         c, lam = self.config, temperature_value(state.temperature)
+        if c.weighting == BEST_ADVANTAGE:
+            return best_advantage_weights(q), state.auto_skew, {}
         if c.weighting != "auto":
             return compute_weights(q, c.weighting, lam, **c.weighting_params), state.auto_skew, {}
         stats = landscape_stats(jax.lax.stop_gradient(q))
@@ -200,8 +217,8 @@ class SiMPO:
         c = self.config
         if c.uniform_actions and c.uniform_weight:
             uniform = jax.random.uniform(k_uniform, (obs.shape[0], c.uniform_actions, self.action_dim), minval=-1.0, maxval=1.0)
-            flat = jnp.full(uniform.shape[:-1], 1.0 / c.uniform_actions)
-            uniform_loss, _ = self.policy.loss(params, k_unif_loss, uniform, flat, obs[:, None, :])
+            total = jnp.broadcast_to(jnp.sum(weights, axis=-1, keepdims=True), uniform.shape[:-1])
+            uniform_loss, _ = self.policy.loss(params, k_unif_loss, uniform, total, obs[:, None, :])
             loss = loss + c.uniform_weight * uniform_loss
         return loss, metrics
 
@@ -218,7 +235,10 @@ class SiMPO:
         updates, actor_opt_state = self.actor_tx.update(grads, state.actor_opt_state, state.actor_params)
         actor_params = optax.apply_updates(state.actor_params, updates)
 
-        # 4. temperature
+        # 4. temperature. best_advantage weights are not normalised (all 0 where no candidate stands out): λ and the
+        # diagnostics see their shape, the one-hot on the best candidate (`improvement` is then the mean advantage).
+        if self.config.weighting == BEST_ADVANTAGE:
+            weights = jax.nn.one_hot(jnp.argmax(weights, axis=-1), weights.shape[-1], dtype=weights.dtype)
         temperature, temp_metrics = update_temperature(self.config.temperature, state.temperature, weights)
         metrics = {
             "actor_loss": actor_loss,
@@ -237,7 +257,11 @@ class SiMPO:
         k_next, k_cand, k_actor = jax.random.split(key, 3)
 
         # 1. critic
-        next_action = self.policy.sample(state.actor_params, k_next, batch.next_obs.shape[:-1], batch.next_obs)
+        if c.target_candidates == 1:
+            next_action = self.policy.sample(state.actor_params, k_next, batch.next_obs.shape[:-1], batch.next_obs)
+        else:
+            next_action = self.best_of(state.actor_params, state.critic.target_params, k_next, batch.next_obs,
+                                       c.target_candidates)
         next_q = self.critic.apply(state.critic.target_params, batch.next_obs, next_action).min(axis=0)
         target = td_target(batch.reward, batch.terminated, next_q, c.discount)
         critic_state, critic_metrics = critic_step(self.critic, self.critic_tx, state.critic, batch.obs, batch.action, target)

@@ -1,0 +1,74 @@
+"""The `qvpo` preset as the authors' flow-rl port has it (qvpo.py): the best candidate weighted by its advantage,
+the uniform-action term weighted by that advantage, the best-of-k TD target and a best-of-32 evaluation."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from simpo.agents.simpo_agent import SiMPO, SiMPOConfig
+from simpo.train import default_config
+from simpo.weighting import best_advantage_weights
+from test_train import TINY_POLICY, random_batch
+
+
+def qvpo_agent(**kw) -> SiMPO:
+    config = dataclasses.replace(default_config("qvpo").agent, policy=TINY_POLICY, num_candidates=4,
+                                 critic_hidden_dims=(32, 32), **kw)
+    return SiMPO(config, obs_dim=5, action_dim=2)
+
+
+def test_best_advantage_weights_put_the_advantage_on_the_best_candidate():
+    q = jnp.array([[1.0, 3.0, 2.0, 0.0], [5.0, 5.0, -1.0, 3.0]])
+    expected = [[0.0, 1.5, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0]]  # max − mean; ties: the first (argmax)
+    np.testing.assert_allclose(best_advantage_weights(q), expected)
+    np.testing.assert_allclose(jax.jit(best_advantage_weights)(q[None]), np.asarray(expected)[None])
+    assert float(best_advantage_weights(jnp.ones((1, 4))).sum()) == 0.0  # no advantage, no weight
+
+
+@pytest.mark.parametrize("env,k", [("HalfCheetah-v5", 4), ("Hopper-v5", 1), ("Walker2d-v5", 2)])
+def test_qvpo_preset_follows_the_port(env, k):
+    for preset in ("paper", "fast"):
+        c = default_config("qvpo", preset, env).agent
+        assert (c.weighting, c.temperature.target, c.target_candidates, c.eval_candidates) == \
+            ("best_advantage", "fixed", k, 32)
+        assert (c.old_policy_interval, c.candidate_noise, c.uniform_actions, c.uniform_weight) == (1, 0.0, 10, 0.01)
+        assert default_config("simpo", preset, env).agent.target_candidates == 1
+
+
+def test_uniform_term_is_weighted_by_the_states_advantage():
+    """The port weights each uniform action by entropy_coef × the state's advantage, so the whole actor loss is
+    linear in the weights; an unweighted uniform term would not double with them."""
+    agent, key = qvpo_agent(), jax.random.PRNGKey(0)
+    params = agent.init(key).actor_params
+    k_obs, k_act, k_q = jax.random.split(jax.random.PRNGKey(1), 3)
+    obs = jax.random.normal(k_obs, (8, 5))
+    actions = jax.random.uniform(k_act, (8, 4, 2), minval=-1.0, maxval=1.0)
+    w = best_advantage_weights(jax.random.normal(k_q, (8, 4)))
+    loss = lambda agent, w: float(agent.actor_loss(params, key, obs, actions, w)[0])  # noqa: E731
+    assert loss(agent, 2.0 * w) == pytest.approx(2.0 * loss(agent, w), rel=1e-5)
+    assert loss(agent, w) > loss(qvpo_agent(uniform_weight=0.0), w) > 0  # the term is there
+
+
+def test_td_target_takes_the_best_of_k_by_min_target_q():
+    agent, key = qvpo_agent(target_candidates=3), jax.random.PRNGKey(2)
+    state = agent.init(key)
+    obs = jax.random.normal(jax.random.PRNGKey(3), (6, 5))
+    chosen = agent.best_of(state.actor_params, state.critic.target_params, key, obs, 3)
+    samples = agent.policy.sample(state.actor_params, key, (6, 3), cond=obs[:, None, :])
+    q = agent.critic.apply(state.critic.target_params, obs[:, None, :], samples).min(axis=0)
+    np.testing.assert_array_equal(chosen, samples[jnp.arange(6), jnp.argmax(q, axis=-1)])
+    assert len({tuple(np.round(a, 6)) for a in np.asarray(samples[0])}) == 3  # three distinct candidates
+    # the update uses it: another TD target than the one-sample update's, from the same state and key
+    batch = random_batch(jax.random.PRNGKey(4))
+    one = qvpo_agent(target_candidates=1)
+    loss_k = agent.update(state, batch, key)[1]["critic_loss"]
+    loss_1 = one.update(state, batch, key)[1]["critic_loss"]
+    assert float(loss_k) != float(loss_1)
+
+
+def test_best_advantage_needs_a_fixed_temperature():
+    with pytest.raises(ValueError, match="best_advantage has no temperature; set --agent.temperature.target fixed"):
+        SiMPOConfig(weighting="best_advantage")
