@@ -90,7 +90,8 @@ def bandit_rows(seeds: list[int], bandit_seeds: list[int], epochs: int, root: Pa
         suggested = advices[0].signed_alternative is not None
         held_out = "held-out" in LANDSCAPES[landscape].source
         rows.append({
-            "landscape": f"bandit {column}" + (" (held-out)" if held_out else ""), "held_out": held_out, "stats": advices[0].stats, "picks": dict(picks), "scheme": scheme,
+            "landscape": f"bandit {column}" + (" (held-out)" if held_out else ""), "held_out": held_out,
+            "stats": advices[0].stats, "picks": dict(picks), "scheme": scheme,
             "signed": advices[0].signed_alternative,
             "winner": f"{best} ({finals[best].mean():.4f}); " + ", ".join(
                 f"{s} {g:+.4f} [{a:+.4f}, {b:+.4f}]" for s, (g, a, b) in gaps.items()),

@@ -44,6 +44,9 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+_RULE = re.compile(r"\s*-{3,}\s*")  # an ASCII panel's rule line in tyro's error text
+
+
 def parse_config(cls, args: list[str], prog: str, **kwargs):
     """`tyro.cli`, with its boxed error panels turned into one `UsageError` line (help passes through)."""
     import tyro
@@ -58,9 +61,9 @@ def parse_config(cls, args: list[str], prog: str, **kwargs):
             sys.stdout.write(text)
             raise
         body = text.splitlines()
-        if len(body) > 1 and re.fullmatch(r"\s*-{3,}\s*", body[1]):  # ASCII panels (no box chars): title, rule
+        if len(body) > 1 and _RULE.fullmatch(body[1]):  # ASCII panels (no box chars): title, rule
             body = body[1:]
-        body = [line for line in body if not line.lstrip().startswith("╭") and not re.fullmatch(r"\s*-{3,}\s*", line)]
+        body = [line for line in body if not line.lstrip().startswith("╭") and not _RULE.fullmatch(line)]
         lines = [re.sub(r"[╭╮╰╯│─━]+", " ", line).strip() for line in body]
         lines = [line for line in lines if line and not line.startswith(("For full helptext", "usage:"))]
         message = re.sub(r"\s+", " ", " ".join(lines))

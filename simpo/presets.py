@@ -50,11 +50,11 @@ ALGO_OVERRIDES: dict[str, dict] = {
         "uniform_actions": 10,
         "uniform_weight": 0.01,  # QVPO's entropy_coef
         "eval_candidates": 32,  # num_evaluate_samples
+        "target_candidates": 2,  # num_behavior_samples (the port's default; per env below)
     },
 }
-# QVPO's num_behavior_samples_dict: the TD target's best-of-k; other envs: the port's default 2.
+# QVPO's num_behavior_samples_dict: the TD target's best-of-k where it differs from the default above.
 TARGET_CANDIDATES: dict[str, dict[str, int]] = {"qvpo": {"HalfCheetah-v5": 4, "Hopper-v5": 1}}
-DEFAULT_TARGET_CANDIDATES: dict[str, int] = {"qvpo": 2}
 
 # Per-env KL targets of the temperature tuner (authors' target_kl_dict, for N = 64); default: the preset's own 2.0.
 TEMPERATURE_TARGETS: dict[str, str] = {"qvpo": "fixed"}  # QVPO has no temperature (`best_advantage` ignores λ)
@@ -84,7 +84,6 @@ def agent_config(algo: str, preset: str, env: str) -> SiMPOConfig | SACConfig:
     temperature = dataclasses.replace(
         base.temperature, target=TEMPERATURE_TARGETS.get(algo, base.temperature.target),
         kl_target=PRESET_KL_TARGETS[preset].get(algo, {}).get(env, base.temperature.kl_target))
-    target_candidates = TARGET_CANDIDATES.get(algo, {}).get(env, DEFAULT_TARGET_CANDIDATES.get(algo, 1))
-    return dataclasses.replace(base, temperature=temperature, target_candidates=target_candidates,
-                               **ALGO_OVERRIDES[algo])
+    per_env = {"target_candidates": TARGET_CANDIDATES[algo][env]} if env in TARGET_CANDIDATES.get(algo, {}) else {}
+    return dataclasses.replace(base, temperature=temperature, **{**ALGO_OVERRIDES[algo], **per_env})
 
