@@ -6,7 +6,8 @@
 
 Rows:
 - every built-in bandit landscape (simpo.bandit.landscapes; the four marked held-out were added after the rule was
-  fixed, and are labelled so) with the bandit's jitter 0.2, and `bad-region` with
+  fixed, and are labelled so; the four marked held-out 2 were added with the rule `auto_exp`, read off the first
+  eight, to validate it) with the bandit's jitter 0.2, and `bad-region` with
   jitter 0: the advisor's stats on candidates from the initial policy (`advise_bandit`), against final regrets
   measured here (`simpo.bandit.run_study`, --bandit-seeds, default 5-24: seeds that docs/bandits.md, where the
   signed suggestion was read off, did not use). Schemes are compared paired by seed (every scheme of a seed starts
@@ -35,32 +36,44 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import provenance, write_report  # noqa: E402
 
-from simpo.advisor import STEEP_SKEW, Advice, advise, advise_bandit, recommend  # noqa: E402
+from simpo.advisor import AUTO_MENUS, STEEP_SKEW, Advice, advise, advise_bandit, recommend  # noqa: E402
 from simpo.bandit import LANDSCAPES, BanditConfig, run_study  # noqa: E402
 from simpo.train import default_config  # noqa: E402
 
 NON_NEGATIVE = ("exp", "linear", "square")
 SIGNED = "signed_linear:floor=-0.02"  # the advisor's signed suggestion
 BANDIT_SCHEMES = (*NON_NEGATIVE, SIGNED, "auto")  # auto: the rule applied online (--weighting auto)
+LATER_SCHEMES = ("auto_exp",)  # added after the first validation: run as a study of their own, same seeds (paired)
+AUTOS = ("auto", *LATER_SCHEMES)
 STAT_KEYS = ("skew", "top_gap", "near_max", "kurtosis")
+
+
+def _study(landscape: str, jitter: float, schemes: tuple[str, ...], seeds: list[int], epochs: int,
+           run_dir: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """({scheme: final regret per seed}, summary.json's scheme rows) of one `simpo.bandit.run_study` into run_dir
+    (reused when a run with the same settings is there)."""
+    config = BanditConfig(landscape=landscape, schemes=schemes, seeds=tuple(seeds), epochs=epochs,
+                          jitter=jitter, run_dir=str(run_dir), overwrite=True)
+    summary = run_dir / "summary.json"
+    if not summary.is_file() or json.loads(summary.read_text())["config"] != json.loads(json.dumps(asdict(config))):
+        run_study(config, progress=False)
+    finals: dict[str, dict[int, float]] = {s: {} for s in schemes}
+    with (run_dir / "regret.csv").open() as f:
+        for row in csv.DictReader(f):
+            if int(row["epoch"]) == epochs:
+                finals[row["scheme"]][int(row["seed"])] = float(row["regret"])
+    return {s: np.array([v[k] for k in seeds]) for s, v in finals.items()}, json.loads(summary.read_text())["schemes"]
 
 
 def bandit_finals(landscape: str, jitter: float, seeds: list[int], epochs: int,
                   root: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """({scheme: final regret per seed} for BANDIT_SCHEMES, summary.json's row of `auto`), run by
-    `simpo.bandit.run_study` into root/<case>/ (reused when a run with the same settings is there)."""
-    config = BanditConfig(landscape=landscape, schemes=BANDIT_SCHEMES, seeds=tuple(seeds), epochs=epochs,
-                          jitter=jitter, run_dir=str(root / f"{landscape}_jitter{jitter:g}"), overwrite=True)
-    summary = Path(config.run_dir) / "summary.json"
-    if not summary.is_file() or json.loads(summary.read_text())["config"] != json.loads(json.dumps(asdict(config))):
-        run_study(config, progress=False)
-    finals: dict[str, dict[int, float]] = {s: {} for s in BANDIT_SCHEMES}
-    with (Path(config.run_dir) / "regret.csv").open() as f:
-        for row in csv.DictReader(f):
-            if int(row["epoch"]) == epochs:
-                finals[row["scheme"]][int(row["seed"])] = float(row["regret"])
-    auto = json.loads(summary.read_text())["schemes"]["auto"]
-    return {s: np.array([v[k] for k in seeds]) for s, v in finals.items()}, auto
+    """({scheme: final regret per seed} for BANDIT_SCHEMES + LATER_SCHEMES, {auto scheme: its summary.json row}):
+    two studies, root/<case>/ and root/<case>_later/. Every seed starts from the same initial policy and random
+    stream in both (the keys depend on the seed only), so the comparison stays paired."""
+    case = f"{landscape}_jitter{jitter:g}"
+    finals, rows = _study(landscape, jitter, BANDIT_SCHEMES, seeds, epochs, root / case)
+    later, later_rows = _study(landscape, jitter, LATER_SCHEMES, seeds, epochs, root / f"{case}_later")
+    return finals | later, {s: (rows | later_rows)[s] for s in AUTOS}
 
 
 def paired_ci(a: np.ndarray, b: np.ndarray, reps: int = 10_000) -> tuple[float, float, float]:
@@ -81,16 +94,16 @@ def bandit_rows(seeds: list[int], bandit_seeds: list[int], epochs: int, root: Pa
         advices = [advise_bandit(landscape, seed, jitter=jitter) for seed in seeds]
         picks = Counter(a.scheme for a in advices)
         scheme = picks.most_common(1)[0][0]
-        finals, auto = bandit_finals(landscape, jitter, bandit_seeds, epochs, root)
+        finals, autos = bandit_finals(landscape, jitter, bandit_seeds, epochs, root)
         best = min(NON_NEGATIVE, key=lambda s: finals[s].mean())
         gaps = {s: paired_ci(finals[s], finals[best]) for s in NON_NEGATIVE if s != best}
         d, lo, hi = paired_ci(finals[SIGNED], finals[best])
-        vs_best, vs_static = paired_ci(finals["auto"], finals[best]), paired_ci(finals["auto"], finals[scheme])
         signed_won = True if hi < 0 else False if lo > 0 else None
         suggested = advices[0].signed_alternative is not None
-        held_out = "held-out" in LANDSCAPES[landscape].source
+        source = LANDSCAPES[landscape].source
+        held_out = 2 if "second set" in source else 1 if "held-out" in source else 0
         rows.append({
-            "landscape": f"bandit {column}" + (" (held-out)" if held_out else ""), "held_out": held_out,
+            "landscape": f"bandit {column}" + ("", " (held-out)", " (held-out 2)")[held_out], "held_out": held_out,
             "stats": advices[0].stats, "picks": dict(picks), "scheme": scheme,
             "signed": advices[0].signed_alternative,
             "winner": f"{best} ({finals[best].mean():.4f}); " + ", ".join(
@@ -99,12 +112,13 @@ def bandit_rows(seeds: list[int], bandit_seeds: list[int], epochs: int, root: Pa
             "hit": scheme == best,
             "overall": f"{SIGNED} − {best}: {d:+.4f} [{lo:+.4f}, {hi:+.4f}]",
             "signed_hit": None if signed_won is None else suggested == signed_won,
-            "loss": {s: float(finals[s].mean() - finals[best].mean()) for s in (*NON_NEGATIVE, "auto")}
+            "loss": {s: float(finals[s].mean() - finals[best].mean()) for s in (*NON_NEGATIVE, *AUTOS)}
             | {"pick": float(finals[scheme].mean() - finals[best].mean())},
-            "auto": {"regret": float(finals["auto"].mean()), "linear": auto["auto_linear_fraction"],
-                     "skew": auto["auto_final_skew_mean"], "vs_best": vs_best, "vs_static": vs_static,
-                     "hit": vs_best[1] <= 0},  # not decidedly worse than the best fixed non-negative scheme
-        })
+        } | {a: {"regret": float(finals[a].mean()), "linear": autos[a]["auto_linear_fraction"],
+                 "skew": autos[a]["auto_final_skew_mean"], "vs_best": paired_ci(finals[a], finals[best]),
+                 "vs_static": paired_ci(finals[a], finals[scheme])} for a in AUTOS})
+        for a in AUTOS:  # hit: not decidedly worse than the best fixed non-negative scheme
+            rows[-1][a]["hit"] = rows[-1][a]["vs_best"][1] <= 0
     return rows
 
 
@@ -140,30 +154,43 @@ def cheetah_rows(winners: dict[str, str], advice: dict[str, list[Advice]], decid
     return rows
 
 
-def auto_table(rows: list[dict], mark: dict) -> list[str]:
-    """`--weighting auto` on the bandit rows: the same rule, applied every epoch to an EMA of the candidates' skew."""
+def _per_set(rows: list[dict], hit) -> str:
+    """'k/n bandit rows (a/b not held-out, c/d held-out, e/f held-out 2)' for `hit`: row -> bool, or None to leave
+    the row out (undecided)."""
+    def count(chosen):
+        scored = [v for v in map(hit, chosen) if v is not None]
+        return f"{sum(scored)}/{len(scored)}"
+
+    parts = [f"{count(chosen)} {name}" for level, name in ((0, "not held-out"), (1, "held-out"), (2, "held-out 2"))
+             if (chosen := [r for r in rows if r["held_out"] == level])]
+    return f"{count(rows)} bandit rows (" + ", ".join(parts) + ")"
+
+
+def auto_table(rows: list[dict], mark: dict, key: str) -> list[str]:
+    """`--weighting auto` / `auto_exp` on the bandit rows: the rule, applied every epoch to an EMA of the
+    candidates' skew, with AUTO_MENUS[key] as (flat, steep)."""
     def ci(g):
         return f"{g[0]:+.4f} [{g[1]:+.4f}, {g[2]:+.4f}]"
 
-    lines = ["`auto` (the rule online: EMA of the candidate-reward skew, decay 0.99 per epoch, from 0): its final "
-             "regret, paired by seed against the best fixed non-negative scheme and against the warm-up advice's "
-             "pick. *Hit*: not decidedly worse than the best fixed scheme (interval not above 0).", "",
-             "| landscape | epochs on linear | final EMA skew | auto regret | auto − best fixed | auto − advice's pick "
-             "| hit? |", "|---|---:|---:|---:|---|---|---|"]
+    flat, steep = AUTO_MENUS[key]
+    lines = [f"`{key}` (the rule online: EMA of the candidate-reward skew, decay 0.99 per epoch, from 0; {flat} on "
+             f"flat tops, {steep} on steep ones): its final regret, paired by seed against the best fixed "
+             "non-negative scheme and against the warm-up advice's pick. *Hit*: not decidedly worse than the best "
+             "fixed scheme (interval not above 0).", "",
+             f"| landscape | epochs on {steep} | final EMA skew | {key} regret | {key} − best fixed "
+             f"| {key} − advice's pick | hit? |", "|---|---:|---:|---:|---|---|---|"]
     for r in rows:
-        a = r["auto"]
+        a = r[key]
         lines.append(f"| {r['landscape']} | {100 * a['linear']:.0f}% | {a['skew']:+.2f} | {a['regret']:.4f} "
                      f"| {ci(a['vs_best'])} vs {r['winner'].split(' ')[0]} | {ci(a['vs_static'])} vs {r['scheme']} "
                      f"| {mark[a['hit']]} |")
-    held = [r for r in rows if r["held_out"]]
-    lines += ["", f"Hit rate, `auto`: {sum(r['auto']['hit'] for r in rows)}/{len(rows)} bandit rows, "
-              f"{sum(r['auto']['hit'] for r in held)}/{len(held)} of them held-out."]
-    return lines
+    return lines + ["", f"Hit rate, `{key}`: " + _per_set(rows, lambda r: r[key]["hit"]) + "."]
 
 
 def loss_table(rows: list[dict]) -> list[str]:
     """What a wrong pick costs: each policy's final regret minus the best fixed non-negative scheme's, per row."""
-    policies = (("pick", "the warm-up advice"), ("auto", "`auto`"), *((s, f"always `{s}`") for s in NON_NEGATIVE))
+    policies = (("pick", "the warm-up advice"), *((a, f"`{a}`") for a in AUTOS),
+                *((s, f"always `{s}`") for s in NON_NEGATIVE))
     lines = ["Loss of a choice: its mean final regret minus the best fixed non-negative scheme's (0 = the winner), "
              "per bandit row, and the mean and worst over rows.", "",
              "| choice | " + " | ".join(r["landscape"].removeprefix("bandit ") for r in rows) + " | mean | worst |",
@@ -206,7 +233,7 @@ def main() -> None:
         advice = cheetah_advice(args.seeds, args.warmup_steps, args.train_steps,
                                 args.cache / f"cheetah_advice_w{args.warmup_steps}_t{args.train_steps}.json")
         rows += cheetah_rows(winners, advice, args.cheetah_decided)
-    held = [r for r in rows if r.get("held_out")]
+    bandit = [r for r in rows if "held_out" in r]
     mark, plain = {True: "yes", False: "**no**", None: "-"}, {True: "yes", False: "no", None: "-"}
     lines = [
         f"Bandit winners: final regret after {args.bandit_epochs} epochs, mean over seeds {args.bandit_seeds[0]}–"
@@ -228,11 +255,12 @@ def main() -> None:
               f"{_hits(rows, 'hit', True)} of the rows with a decided winner, {_hits(rows, 'hit')} of all rows with "
               f"a measured winner; signed suggestion: {_hits(rows, 'signed_hit')} of the rows where signed − best "
               "non-negative is decided either way.",
-              f"On the held-out landscapes alone: scheme {_hits(held, 'hit', True)} decided, signed suggestion "
-              f"{_hits(held, 'signed_hit')}; `exp` is the measured winner on "
-              f"{sum(r['winner'].startswith('exp ') for r in held)}/{len(held)}.", ""]
-    lines += auto_table([r for r in rows if "auto" in r], mark)
-    lines += [""] + loss_table([r for r in rows if "loss" in r])
+              f"By set, scheme: {_per_set(bandit, lambda r: r['hit'])}; signed suggestion: "
+              f"{_per_set(bandit, lambda r: r['signed_hit'])}; `exp` the measured winner: "
+              f"{_per_set(bandit, lambda r: r['winner'].startswith('exp '))}.", ""]
+    for key in AUTOS:
+        lines += auto_table([r for r in rows if key in r], mark, key) + [""]
+    lines += loss_table([r for r in rows if "loss" in r])
     lines += ["", "Provenance:", source]
     write_report(lines, args.out)
 

@@ -20,7 +20,10 @@ information only: the rule does not read it.
 **The rule** (`choose_scheme`, ONE jnp function used by `recommend` on the host and by ``--weighting auto``
 inside the jitted update): steep (skew > ``STEEP_SKEW`` = 0) → ``linear``, otherwise ``square``. The threshold 0 is
 fixed a priori: it is the skew of any symmetric landscape (e.g. Gaussian Q), where neither shape dominates; it was
-not tuned on the validation landscapes (docs/advisor.md). Temperature: the authors' KL target (2.0 at N = 64,
+not tuned on the validation landscapes (docs/advisor.md). ``--weighting auto_exp`` applies the same statistic and
+threshold with ``exp`` in place of ``square`` on flat tops: the rule the first validation's measurements point to
+(``exp`` won the flat and broad bandits, by small margins), fixed before its own validation on a second held-out
+set of landscapes (simpo.bandit.landscapes). Temperature: the authors' KL target (2.0 at N = 64,
 simpo.presets.KL_TARGETS) scaled by log N / log 64, so the weights are as concentrated relative to one-hot
 (KL = log N) as the authors' are. Negative weights are a separate suggestion (a floor of −0.02 on signed linear
 weights, the best signed scheme of docs/bandits.md) when candidates are jittered.
@@ -38,7 +41,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-AUTO_SCHEMES = ("square", "linear")  # index 0: flat, index 1: steep (the order `choose_scheme` returns)
+AUTO_MENUS = {  # weighting -> (flat, steep): the schemes `choose_scheme`'s index 0 and 1 select
+    "auto": ("square", "linear"),  # the paper's guideline (SPEC §7)
+    "auto_exp": ("exp", "linear"),  # measured: exp won the flat and broad bandits (docs/advisor.md), read off them
+}
+AUTO_SCHEMES = AUTO_MENUS["auto"]
 STEEP_SKEW = 0.0
 NEAR_MAX_EPS = 0.25
 AUTO_EMA_DECAY = 0.99  # per update, for --weighting auto

@@ -64,7 +64,7 @@ def test_interval_one_is_the_old_update_bit_for_bit(weighting):
         assert not same(s_new.actor_params, agent.init(jax.random.PRNGKey(0)).actor_params)
 
 
-@pytest.mark.parametrize("weighting", ["auto"])  # auto: also the EMA and the choice carried over skipped updates
+@pytest.mark.parametrize("weighting", ["auto", "auto_exp"])  # also the EMA and the choice carried over skipped updates
 def test_actor_side_runs_on_every_kth_update_only(weighting):
     k2, k1 = agent_with(2, weighting, old_policy_interval=3), agent_with(1, weighting, old_policy_interval=3)
     up2, up1 = jax.jit(k2.update), jax.jit(k1.update)
@@ -90,7 +90,7 @@ def test_actor_side_runs_on_every_kth_update_only(weighting):
             assert same({k: m[k] for k in shown}, shown)  # the last actor update's metrics, reported again
             if i > 0:  # λ and the auto EMA only move on actor updates: what is reported again is current
                 assert float(m["temperature"]) == float(jnp.exp(state.temperature.log_temperature))
-                if weighting == "auto":
+                if weighting.startswith("auto"):
                     assert float(m["weighting/auto_skew"]) == float(state.auto_skew)
                     assert int(m["weighting/auto_choice"]) == int(choose_scheme(state.auto_skew))
         # π_old keeps counting updates: refreshed (to the current actor) after the 3rd and 6th

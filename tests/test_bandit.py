@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from simpo.advisor import AUTO_MENUS
 from simpo.bandit import (
     DEFAULT_SCHEMES,
     LANDSCAPES,
@@ -50,7 +51,8 @@ def test_landscape_presets():
     assert LANDSCAPES["bad-region"].action_dim == 2
 
 
-@pytest.mark.parametrize("name", ["broad", "sharp", "bad-region", "plateau", "cusp", "mesa", "needle"])
+@pytest.mark.parametrize("name", ["broad", "sharp", "bad-region", "plateau", "cusp", "mesa", "needle", "table",
+                                  "spire", "butte", "ridge"])
 def test_dense_search_matches_analytic_max(name):
     land = get_landscape(name)
     best, argmax = estimate_max_reward(land.reward_fn, land.action_dim)
@@ -94,20 +96,25 @@ def test_callable_weighting_and_signed_scheme():
     assert np.all(res.regret[:, -5:].mean(1) < res.initial_regret)
 
 
-@pytest.mark.parametrize("reward_fn, expected", [
-    (lambda a: 1.0 - jnp.mean(a**2, -1), "square"),  # a plateau at the top, a long lower tail: skew < 0
-    (lambda a: jnp.exp(-jnp.sum((a - 0.5) ** 2, -1) / 0.01), "linear"),  # a narrow peak: skew > 0
+_PLATEAU = lambda a: 1.0 - jnp.mean(a**2, -1)  # noqa: E731  a plateau at the top, a long lower tail: skew < 0
+_PEAK = lambda a: jnp.exp(-jnp.sum((a - 0.5) ** 2, -1) / 0.01)  # noqa: E731  a narrow peak: skew > 0
+
+
+@pytest.mark.parametrize("weighting, reward_fn, expected", [
+    ("auto", _PLATEAU, "square"), ("auto", _PEAK, "linear"), ("auto_exp", _PLATEAU, "exp"), ("auto_exp", _PEAK, "linear"),
 ])
-def test_auto_applies_the_advisor_rule_online(reward_fn, expected):
-    """`auto` (the bandit's --weighting auto) picks by the EMA of the candidates' skew, logs it, and then computes
-    exactly the weights of the scheme it picked."""
+def test_auto_applies_the_advisor_rule_online(weighting, reward_fn, expected):
+    """`auto`/`auto_exp` (the bandit's --weighting auto, auto_exp) pick by the EMA of the candidates' skew, log it,
+    and then compute exactly the weights of the scheme they picked (auto_exp: exp, not square, on flat tops)."""
     kw = dict(epochs=20, seed=[0, 1], max_reward=1.0, **TINY)
-    auto, fixed = run(reward_fn, 1, "auto", **kw), run(reward_fn, 1, expected, **kw)
-    assert np.all(auto.diagnostics["auto_choice"] == ("square", "linear").index(expected))
+    auto, fixed = run(reward_fn, 1, weighting, **kw), run(reward_fn, 1, expected, **kw)
+    assert AUTO_MENUS[weighting][auto.diagnostics["auto_choice"][0, 0]] == expected
+    assert np.all(auto.diagnostics["auto_choice"] == AUTO_MENUS[weighting].index(expected))
     skew = auto.diagnostics["auto_skew"]
     assert np.all(np.sign(skew) == (1 if expected == "linear" else -1))
     assert np.all(np.abs(skew[:, -1]) > np.abs(skew[:, 0]))  # the EMA grows from 0
-    np.testing.assert_array_equal(auto.regret, fixed.regret)
+    # bit for bit for auto; auto_exp's exp branch compiles inside lax.switch with float32 rounding of its own (1 ulp)
+    np.testing.assert_allclose(auto.regret, fixed.regret, rtol=0 if weighting == "auto" else 1e-6, atol=0)
     assert "auto_choice" not in fixed.diagnostics
 
 
@@ -121,6 +128,7 @@ def test_auto_applies_the_advisor_rule_online(reward_fn, expected):
         (dict(bogus=1), "unknown parameter\\(s\\) bogus; allowed: policy, hidden_dims"),
         (dict(weighting="exp", p=2.0), "scheme 'exp' takes no parameters"),
         (dict(weighting="auto", floor=-0.1), "weighting 'auto' takes no scheme parameters, got floor"),
+        (dict(weighting="auto_exp", p=2.0), "weighting 'auto_exp' takes no scheme parameters, got p"),
         (dict(weighting="power", p=-1.0), "p=-1.0 must be > 0"),
         (dict(weighting="signed_linear", floor=0.5), "floor=0.5 must be <= 0"),
         (dict(policy="gan"), "policy must be 'flow' or 'diffusion'"),
@@ -150,7 +158,7 @@ def test_parse_scheme():
     assert parse_scheme("power:p=3") == ("power", {"p": 3.0})
     assert parse_scheme(" signed_linear:floor=-0.05 ") == ("signed_linear", {"floor": -0.05})
     assert parse_scheme("wd1:negative_mass=0.5") == ("wd1", {"negative_mass": 0.5})
-    assert parse_scheme("auto") == ("auto", {})
+    assert parse_scheme("auto") == ("auto", {}) and parse_scheme("auto_exp") == ("auto_exp", {})
     for spec in DEFAULT_SCHEMES:
         parse_scheme(spec)
     for spec, match in [

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import optax
 import tyro
 
-from simpo.advisor import AUTO_EMA_DECAY, AUTO_SCHEMES, choose_scheme, landscape_stats
+from simpo.advisor import AUTO_EMA_DECAY, AUTO_MENUS, choose_scheme, landscape_stats
 from simpo.agents.base import EVAL_MODES, Batch
 from simpo.agents.critic import CriticState, DoubleCritic, critic_step, init_critic_state, polyak, td_target
 from simpo.policies import PolicyConfig, make_policy
@@ -40,7 +40,7 @@ from simpo.temperature import (
 )
 from simpo.weighting import BEST_ADVANTAGE, SCHEMES, best_advantage_weights, compute_weights, validate_scheme
 
-WEIGHTINGS = (*SCHEMES, "auto", BEST_ADVANTAGE)
+WEIGHTINGS = (*SCHEMES, *AUTO_MENUS, BEST_ADVANTAGE)
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,8 @@ class SiMPOConfig:
 
     policy: PolicyConfig = PolicyConfig(kind="diffusion", steps=20)
     weighting: Annotated[str, tyro.conf.arg(aliases=("--weighting",))] = "exp"
-    """Stage-1 scheme: one of exp, linear, square, power, signed_linear, wd1; auto (simpo.advisor's rule, online);
+    """Stage-1 scheme: one of exp, linear, square, power, signed_linear, wd1; auto (simpo.advisor's rule, online:
+    square on flat tops, linear on steep ones) or auto_exp (the same with exp on flat tops);
     or best_advantage (QVPO's: the best candidate only, weighted by its advantage; λ unused)."""
     power_p: float = 2.0
     """Exponent p of the `power` scheme."""
@@ -196,17 +197,18 @@ class SiMPO:
         return actions, q
 
     def weights(self, state: SiMPOState, q: jax.Array) -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
-        """Stage-1 weights. `auto`: an EMA of the candidate-Q skew picks square (flat) or linear (steep) with the
-        advisor's rule (simpo.advisor.choose_scheme), via lax.switch; the choice is logged."""
+        """Stage-1 weights. `auto` / `auto_exp`: an EMA of the candidate-Q skew picks the menu's flat (square / exp)
+        or steep (linear) scheme with the advisor's rule (simpo.advisor.choose_scheme), via lax.switch; the choice
+        is logged."""
         c, lam = self.config, temperature_value(state.temperature)
         if c.weighting == BEST_ADVANTAGE:
             return best_advantage_weights(q), state.auto_skew, {}
-        if c.weighting != "auto":
+        if c.weighting not in AUTO_MENUS:
             return compute_weights(q, c.weighting, lam, **c.weighting_params), state.auto_skew, {}
         stats = landscape_stats(jax.lax.stop_gradient(q))
         skew = AUTO_EMA_DECAY * state.auto_skew + (1.0 - AUTO_EMA_DECAY) * stats["skew"]
         choice = choose_scheme(skew)
-        branches = [lambda q, s=s: compute_weights(q, s, lam) for s in AUTO_SCHEMES]
+        branches = [lambda q, s=s: compute_weights(q, s, lam) for s in AUTO_MENUS[c.weighting]]
         metrics = {"weighting/auto_choice": choice, "weighting/auto_skew": skew, "weighting/batch_skew": stats["skew"]}
         return jax.lax.switch(choice, branches, q), skew, metrics
 

@@ -22,6 +22,14 @@ ones, linear the steep ones), and not used to choose any rule or parameter.
 
 - ``plateau`` (1-D, flat top) and ``cusp`` (1-D, steep top: a Laplace peak, no flat part anywhere);
 - ``mesa`` (2-D, flat top) and ``needle`` (2-D, ``sharp``'s hill-plus-spike in two dimensions).
+
+A **second held-out set** was added with the measured rule ``auto_exp`` (simpo.advisor.AUTO_MENUS), committed with it
+and before any run of either on them, to validate that rule, which was read off the first eight (docs/advisor.md):
+
+- ``table`` (1-D, flat top: a truncated tent, exactly flat over a wide top, with a 5% hill for a unique max) and
+  ``butte`` (2-D, the same in two dimensions, radially);
+- ``spire`` (1-D, steep top: a Laplace spike on a wide hill) and ``ridge`` (2-D, steep across a narrow ridge,
+  gentle along it, on a wide hill).
 """
 
 from __future__ import annotations
@@ -130,7 +138,39 @@ def needle_reward(a: jnp.ndarray) -> jnp.ndarray:
     return 0.5 * _gauss(a, (0.5, 0.5), 0.4) + 0.5 * _gauss(a, (0.5, 0.5), 0.07)
 
 
+def _tent_top(dist: jnp.ndarray, reach: float) -> jnp.ndarray:
+    """min(1, 1.4·(1 − dist/reach)₊): a tent of base radius `reach`, cut flat at 1 (within 0.29·reach)."""
+    return jnp.minimum(1.0, 1.4 * jnp.maximum(1.0 - dist / reach, 0.0))
+
+
+def table_reward(a: jnp.ndarray) -> jnp.ndarray:
+    """0.95·tent_top(|a − 0.5|; 1) + 0.05·hill(a; 0.5, 0.5): exactly flat at 0.95 + hill over about [0.21, 0.79],
+    straight sides down to 0 at −0.5 and 1.5; unique max 1 at 0.5."""
+    return 0.95 * _tent_top(jnp.abs(a[..., 0] - 0.5), 1.0) + 0.05 * _gauss(a, (0.5,), 0.5)
+
+
+def butte_reward(a: jnp.ndarray) -> jnp.ndarray:
+    """``table`` in 2-D, radially around (0.4, 0.3): 0.95·tent_top(‖a − c‖; 1) + 0.05·hill(a; c, 0.5); max 1 at c."""
+    c = jnp.asarray((0.4, 0.3), a.dtype)
+    return 0.95 * _tent_top(jnp.sqrt(jnp.sum((a - c) ** 2, axis=-1)), 1.0) + 0.05 * _gauss(a, (0.4, 0.3), 0.5)
+
+
+def spire_reward(a: jnp.ndarray) -> jnp.ndarray:
+    """0.4·hill(a; 0.4, 0.5) + 0.6·exp(−|a − 0.4| / 0.04): a Laplace spike on a wide hill, max 1 at 0.4."""
+    return 0.4 * _gauss(a, (0.4,), 0.5) + 0.6 * jnp.exp(-jnp.abs(a[..., 0] - 0.4) / 0.04)
+
+
+def ridge_reward(a: jnp.ndarray) -> jnp.ndarray:
+    """0.3·hill(a; (0.5, 0.4), 0.5) + 0.7·across·along: a ridge at a₂ = 0.4 of width 0.06 (across, Gaussian),
+    rising gently along it (0.6 + 0.4·exp(−(a₁ − 0.5)²/(2·0.5²))); max 1 at (0.5, 0.4)."""
+    across = jnp.exp(-((a[..., 1] - 0.4) ** 2) / (2 * 0.06**2))
+    along = 0.6 + 0.4 * jnp.exp(-((a[..., 0] - 0.5) ** 2) / (2 * 0.5**2))
+    return 0.3 * _gauss(a, (0.5, 0.4), 0.5) + 0.7 * across * along
+
+
 _HELD_OUT = "designed as a held-out landscape for the advisor (docs/advisor.md), not the paper's"
+_HELD_OUT_2 = ("designed as a held-out landscape of the second set, for the advisor's measured rule auto_exp "
+               "(docs/advisor.md), not the paper's")
 
 LANDSCAPES: dict[str, Landscape] = {
     "broad": Landscape(
@@ -208,6 +248,34 @@ LANDSCAPES: dict[str, Landscape] = {
         description="2-D steep top: a wide hill at half height with a narrow spike (width 0.07) on top at "
         "(0.5, 0.5); policy starts at (−0.5, −0.5)",
         source=f"designed: steep top ({_HELD_OUT})",
+    ),
+    "table": Landscape(
+        name="table", reward_fn=table_reward, action_dim=1, init_mean=(-0.5,), init_std=(0.15,),
+        max_reward=1.0, argmax=(0.5,),
+        description="1-D flat top: a truncated tent, flat over about [0.21, 0.79] (a 5% hill gives the max at 0.5), "
+        "zero below −0.5; policy starts at −0.5",
+        source=f"designed: flat top ({_HELD_OUT_2})",
+    ),
+    "spire": Landscape(
+        name="spire", reward_fn=spire_reward, action_dim=1, init_mean=(-0.5,), init_std=(0.15,),
+        max_reward=1.0, argmax=(0.4,),
+        description="1-D steep top: a Laplace spike exp(−|a − 0.4|/0.04) (0.6 of the reward) on a wide hill; "
+        "policy starts at −0.5",
+        source=f"designed: steep top ({_HELD_OUT_2})",
+    ),
+    "butte": Landscape(
+        name="butte", reward_fn=butte_reward, action_dim=2, init_mean=(-0.5, -0.5), init_std=(0.15, 0.15),
+        max_reward=1.0, argmax=(0.4, 0.3),
+        description="2-D flat top: a round truncated tent around (0.4, 0.3), flat within radius about 0.29, zero "
+        "beyond radius 1; policy starts at (−0.5, −0.5)",
+        source=f"designed: flat top ({_HELD_OUT_2})",
+    ),
+    "ridge": Landscape(
+        name="ridge", reward_fn=ridge_reward, action_dim=2, init_mean=(-0.5, -0.5), init_std=(0.15, 0.15),
+        max_reward=1.0, argmax=(0.5, 0.4),
+        description="2-D steep top: a ridge of width 0.06 across (at a₂ = 0.4), gentle along, on a wide hill; max "
+        "at (0.5, 0.4); policy starts at (−0.5, −0.5)",
+        source=f"designed: steep top ({_HELD_OUT_2})",
     ),
 }
 

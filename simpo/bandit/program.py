@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from simpo.advisor import AUTO_EMA_DECAY, AUTO_SCHEMES, choose_scheme, landscape_stats
+from simpo.advisor import AUTO_EMA_DECAY, AUTO_MENUS, choose_scheme, landscape_stats
 from simpo.policies import Policy
 from simpo.temperature import (
     TemperatureConfig,
@@ -47,9 +47,10 @@ class _Static:
     """Everything that shapes the compiled epoch program (hashable: a jit/lru cache key).
 
     ``menu`` holds one or more ``(weighting, scheme_params)`` entries; the program picks one by a runtime index
-    (``lax.switch``), so a study compiles a single program for all its schemes. A weighting ``"auto"`` is
-    ``--weighting auto`` of the agent: an EMA (``AUTO_EMA_DECAY`` per epoch) of the candidate rewards' skew
-    picks ``square`` or ``linear`` by ``simpo.advisor.choose_scheme`` every epoch.
+    (``lax.switch``), so a study compiles a single program for all its schemes. A weighting ``"auto"`` or
+    ``"auto_exp"`` is that ``--weighting`` of the agent: an EMA (``AUTO_EMA_DECAY`` per epoch) of the candidate
+    rewards' skew picks the flat or steep scheme of its menu (``simpo.advisor.AUTO_MENUS``) by
+    ``simpo.advisor.choose_scheme`` every epoch.
     """
 
     reward_fn: Callable
@@ -95,8 +96,8 @@ def _epoch_program(s: _Static, scheme: jax.Array, key: jax.Array, params: Any):
     pol, d = s.policy, s.policy.action_dim
     shape = (s.groups, s.num_candidates)
     branches = [_branch(g, dict(kw)) for g, kw in s.menu]
-    is_auto = jnp.asarray([g == "auto" for g, _ in s.menu])[scheme]
-    has_auto = any(g == "auto" for g, _ in s.menu)
+    is_auto = jnp.asarray([_is_auto(g) for g, _ in s.menu])[scheme]
+    has_auto = any(_is_auto(g) for g, _ in s.menu)
 
     def weights(r, lam, choice):
         if len(branches) == 1:
@@ -164,10 +165,15 @@ def _epoch_program(s: _Static, scheme: jax.Array, key: jax.Array, params: Any):
     return regret, regrets[0], final, diag, params, snaps
 
 
+def _is_auto(weighting) -> bool:
+    return isinstance(weighting, str) and weighting in AUTO_MENUS
+
+
 def _branch(weighting, params: dict) -> Callable:
-    """One menu entry as ``(r, λ, auto choice) -> weights``; ``"auto"`` switches over AUTO_SCHEMES by the choice."""
-    if weighting == "auto":
-        options = [lambda r, lam, g=g: compute_weights(r, g, lam) for g in AUTO_SCHEMES]
+    """One menu entry as ``(r, λ, auto choice) -> weights``; ``"auto"``/``"auto_exp"`` switch over their
+    AUTO_MENUS entry by the choice."""
+    if _is_auto(weighting):
+        options = [lambda r, lam, g=g: compute_weights(r, g, lam) for g in AUTO_MENUS[weighting]]
         return lambda r, lam, choice: jax.lax.switch(choice, options, r, lam)
     return lambda r, lam, choice: compute_weights(r, weighting, lam, **params)
 

@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simpo.advisor import AUTO_SCHEMES
+from simpo.advisor import AUTO_MENUS
 from simpo.bandit.landscapes import estimate_max_reward
 from simpo.bandit.program import _compiled, _compiled_pretrain, _Pretrain, _Static
 from simpo.policies import Policy, PolicyConfig, make_policy
@@ -182,8 +182,8 @@ def prepare(
     d = _positive_int("action_dim", action_dim)
     epochs = _positive_int("epochs", epochs)
     seeds, single = _seeds(seed)
-    if not callable(weighting) and weighting not in (*SCHEMES, "auto"):
-        raise ValueError(f"unknown weighting scheme {weighting!r}; allowed: {', '.join(SCHEMES)}, auto, "
+    if not callable(weighting) and weighting not in (*SCHEMES, *AUTO_MENUS):
+        raise ValueError(f"unknown weighting scheme {weighting!r}; allowed: {', '.join((*SCHEMES, *AUTO_MENUS))}, "
                          "or a callable g")
     unknown = sorted(set(params) - set(DEFAULTS) - set(SCHEME_PARAMS))
     if unknown:
@@ -192,8 +192,8 @@ def prepare(
             + ", ".join(f"{k} ({v})" for k, v in SCHEME_PARAMS.items())
         )
     scheme_params = {k: _float(k, v) for k, v in params.items() if k in SCHEME_PARAMS}
-    if weighting == "auto" and scheme_params:
-        raise ValueError(f"weighting 'auto' takes no scheme parameters, got {', '.join(scheme_params)}")
+    if weighting in AUTO_MENUS and scheme_params:
+        raise ValueError(f"weighting {weighting!r} takes no scheme parameters, got {', '.join(scheme_params)}")
     cfg = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
 
     if cfg["policy"] not in ("flow", "diffusion"):
@@ -229,7 +229,7 @@ def prepare(
         raise ValueError(f"reward_fn failed on a (64, {d}) batch of actions: {type(e).__name__}: {e}") from None
     if r_probe.shape != (64,) or not bool(jnp.all(jnp.isfinite(r_probe))):
         raise ValueError(f"reward_fn must map (M, {d}) actions to (M,) finite rewards, got shape {r_probe.shape}")
-    for g in AUTO_SCHEMES if weighting == "auto" else (weighting,):
+    for g in AUTO_MENUS.get(weighting, (weighting,)) if isinstance(weighting, str) else (weighting,):
         compute_weights(r_probe[None], g, temp.init, **scheme_params)
 
     if max_reward is None:
@@ -298,8 +298,8 @@ def run(
     """Run the SiMPO bandit for one or many seeds (vmapped) and return a :class:`BanditResult`.
 
     ``reward_fn`` maps actions ``(M, action_dim)`` in ``[−1, 1]`` to rewards ``(M,)`` (jnp, jittable).
-    ``weighting`` is a scheme name (``simpo.weighting.SCHEMES``), ``"auto"`` (the advisor's rule applied online,
-    as ``--weighting auto``: see :mod:`simpo.bandit.program`) or an increasing callable g. ``seed`` is an
+    ``weighting`` is a scheme name (``simpo.weighting.SCHEMES``), ``"auto"`` or ``"auto_exp"`` (the advisor's rule
+    applied online, as that ``--weighting``: see :mod:`simpo.bandit.program`) or an increasing callable g. ``seed`` is an
     int or a sequence of ints (all run at once). ``max_reward`` ``None`` estimates it by dense search.
     ``**params``: the bandit parameters in :data:`DEFAULTS` and the scheme parameters ``p`` (power), ``floor``
     (signed_linear), ``negative_mass`` (wd1). Invalid input raises a one-line ValueError before any work.

@@ -21,6 +21,7 @@ import numpy as np
 from simpo.bandit.landscapes import get_landscape
 from simpo.bandit.plots import plot_landscape, plot_regret, plot_velocity_field, signed_pairs
 from simpo.bandit.run import BanditResult, execute, merge_plans, prepare
+from simpo.advisor import AUTO_MENUS
 from simpo.weighting import SCHEMES
 
 __all__ = ["BanditConfig", "DEFAULT_SCHEMES", "parse_scheme", "run_study"]
@@ -44,8 +45,8 @@ def parse_scheme(spec: str) -> tuple[str, dict[str, float]]:
         raise ValueError(f"scheme spec must be a non-empty string like 'power:p=3', got {spec!r}")
     name, _, rest = spec.strip().partition(":")
     name = name.strip()
-    if name not in (*SCHEMES, "auto"):
-        raise ValueError(f"unknown scheme {name!r} in {spec!r}; allowed: {', '.join(SCHEMES)}, auto")
+    if name not in (*SCHEMES, *AUTO_MENUS):
+        raise ValueError(f"unknown scheme {name!r} in {spec!r}; allowed: {', '.join((*SCHEMES, *AUTO_MENUS))}")
     params: dict[str, float] = {}
     if rest.strip():
         for item in rest.split(","):
@@ -198,7 +199,7 @@ def _write_summary(run_dir: Path, config: BanditConfig, landscape, results: dict
             "mean_temperature": float(np.mean(res.diagnostics["temperature"])),
             "seconds": res.elapsed_s,
         }
-        if res.weighting == "auto":  # what the online rule chose: the share of (seed, epoch) pairs on linear
+        if res.weighting in AUTO_MENUS:  # what the online rule chose: the share of (seed, epoch) pairs on linear
             rows[spec]["auto_linear_fraction"] = float(np.mean(res.diagnostics["auto_choice"] == 1))
             rows[spec]["auto_final_skew_mean"] = float(np.mean(np.atleast_2d(res.diagnostics["auto_skew"])[:, -1]))
     winner = min(rows, key=lambda k: rows[k]["final_regret_mean"])
@@ -232,8 +233,8 @@ def _write_summary(run_dir: Path, config: BanditConfig, landscape, results: dict
         lines.append(f"| {spec}{mark} | {r['final_regret_mean']:.4f} ± {r['final_regret_std']:.4f} | "
                      f"{r['mean_regret_over_epochs']:.4f} | {r['negative_weight_fraction']:.3f} | "
                      f"{r['mean_temperature']:.3g} | {r['seconds']:.1f} |")
-    lines += [f"\n`{spec}` chose linear (steep) on {100 * r['auto_linear_fraction']:.0f}% of seed-epochs, square "
-              f"otherwise; final EMA skew {r['auto_final_skew_mean']:+.3f} (mean over seeds)."
+    lines += [f"\n`{spec}` chose linear (steep) on {100 * r['auto_linear_fraction']:.0f}% of seed-epochs, "
+              f"{AUTO_MENUS[spec][0]} otherwise; final EMA skew {r['auto_final_skew_mean']:+.3f} (mean over seeds)."
               for spec, r in rows.items() if "auto_linear_fraction" in r]
     lines += ["", f"Lowest final regret: **{winner}**. Lowest mean regret over epochs (fastest): **{fastest}**.",
               "", "Settings: " + ", ".join(f"{k}={v}" for k, v in summary["settings"].items()), ""]
