@@ -193,6 +193,8 @@ def cmd_study(args: list[str]) -> int:
     parser.add_argument("--preset", choices=("paper", "fast"), help="default: the study's (paper)")
     parser.add_argument("--envs", nargs="+", help="run only these of the study's envs (bandits: landscapes); "
                         "default: all (`--list` shows them)")
+    parser.add_argument("--arms", nargs="+", help="run only these arms, by label (e.g. sac simpo-square), in this "
+                        "order; default: all (`--list` shows them)")
     parser.add_argument("--out", type=Path, default=Path("runs/study"))
     parser.add_argument("--overwrite", action="store_true", help="restart every run instead of resuming")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples of the aggregate CIs")
@@ -202,8 +204,11 @@ def cmd_study(args: list[str]) -> int:
         for name, study in STUDIES.items():
             print(f"{name:<18} {study.description} [{study.paper}; default budget {study.budget:,}]")
             print(f"{'':<18} envs: {' '.join(study.envs)}")
+            if study.arms:
+                print(f"{'':<18} arms: {' '.join(arm.label for arm in study.arms)}")
         return 0
-    out = run_study(ns.name, ns.out, ns.budget, ns.seeds, ns.preset, ns.overwrite, ns.progress, ns.reps, ns.envs)
+    out = run_study(ns.name, ns.out, ns.budget, ns.seeds, ns.preset, ns.overwrite, ns.progress, ns.reps, ns.envs,
+                    ns.arms)
     print(f"results: {out}")
     return 0
 

@@ -36,6 +36,10 @@ def test_registry_and_cells():
         cells("bandits")
     two = cells("mujoco", budget=1000, seeds=[0], envs=["Ant-v5", "Hopper-v5"])  # a subset, in the order given
     assert [c.name for c in two] == [c.name for e in ("Ant", "Hopper") for c in full if c.name.startswith(e + "-")]
+    picked = cells("mujoco", budget=1000, seeds=[0], envs=["Hopper-v5"], arms=["sac", "simpo-square"])  # in this order
+    assert [c.name for c in picked] == ["Hopper-v5/sac", "Hopper-v5/simpo-square"]
+    by_name = {c.name: c.config for c in cells("mujoco", budget=1000, seeds=[0], envs=["Hopper-v5"])}
+    assert all(c.config == by_name[c.name] for c in picked)  # the same configs as in the whole grid
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -44,6 +48,9 @@ def test_registry_and_cells():
     (["study", "bandits", "--seeds", "1", "1"], "seeds contain duplicates"),
     (["study", "mujoco", "--envs", "Hopper-v4"], "study 'mujoco' has no env 'Hopper-v4'; allowed: HalfCheetah-v5, "),
     (["study", "bandits", "--envs", "sharp", "sharp"], "envs contain duplicates"),
+    (["study", "mujoco", "--arms", "td3"], "study 'mujoco' has no arm 'td3'; allowed: simpo-linear, simpo-square, "),
+    (["study", "mujoco", "--arms", "sac", "sac"], "arms contain duplicates"),
+    (["study", "bandits", "--arms", "exp"], "study 'bandits' is a bandit study: it has schemes, not arms"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, argv, message):
     assert main([*argv, "--out", str(tmp_path / "out")]) == 2

@@ -79,10 +79,10 @@ def _train_cell(config: TrainConfig, cell_dir: Path, seeds: tuple[int, ...], sta
 
 
 def plan(name: str, out: Path, budget: int | None = None, seeds=None, preset: str | None = None,
-         overwrite: bool = False, envs=None) -> list[tuple[Cell, Path, dict[int, str]]]:
+         overwrite: bool = False, envs=None, arms=None) -> list[tuple[Cell, Path, dict[int, str]]]:
     """(cell, cell directory, {seed: state}) for every cell; ValueError if the study cannot run as asked."""
     root = Path(out) / name
-    grid = cells(name, budget, seeds, preset, envs)
+    grid = cells(name, budget, seeds, preset, envs, arms)
     rows = []
     for cell in grid:
         cell_dir = root / cell.name
@@ -100,9 +100,9 @@ def plan(name: str, out: Path, budget: int | None = None, seeds=None, preset: st
 
 def run_study(name: str, out: str | Path = "runs/study", budget: int | None = None, seeds=None,
               preset: str | None = None, overwrite: bool = False, progress: bool = True, reps: int = 2000,
-              envs=None) -> Path:
-    """Run study `name` (only `envs` of it, if given) into OUT/NAME (resuming what is there), aggregate what
-    OUT/NAME holds, return the results directory."""
+              envs=None, arms=None) -> Path:
+    """Run study `name` (only `envs` and `arms` of it, if given) into OUT/NAME (resuming what is there), aggregate
+    what OUT/NAME holds (every cell there, not only those run now), return the results directory."""
     study = get_study(name)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -110,9 +110,11 @@ def run_study(name: str, out: str | Path = "runs/study", budget: int | None = No
     if study.kind == "bandit":
         from simpo.study.report import run_bandits
 
+        if arms is not None:
+            raise ValueError(f"study {name!r} is a bandit study: it has schemes, not arms; choose landscapes with --envs")
         return run_bandits(study, out / name, budget, check_budget_seeds(budget, seeds), overwrite, progress,
                            check_envs(study, envs))
-    rows = plan(name, out, budget, seeds, preset, overwrite, envs)
+    rows = plan(name, out, budget, seeds, preset, overwrite, envs, arms)
     runs = sum(len(states) for _, _, states in rows)
     done = sum(s == "done" for _, _, states in rows for s in states.values())
     _say(f"study {name}: {len(rows)} cells × {len(rows[0][0].seeds)} seeds × {rows[0][0].config.total_steps} env "

@@ -2,7 +2,7 @@
 
 An `Arm` is one column of a results table: an algorithm preset (simpo, dpmd, qvpo, sac) and, for SiMPO, a
 weighting scheme with its parameters (`simpo.bandit.parse_scheme` syntax, e.g. ``"signed_linear:floor=-0.02"``).
-`cells(name, budget, seeds, preset, envs)` expands a study into `Cell`s, one `TrainConfig` each (seed = the first seed,
+`cells(name, budget, seeds, preset, envs, arms)` expands a study into `Cell`s, one `TrainConfig` each (seed = the first seed,
 run_dir unset); the runner trains every seed of a cell into OUT/NAME/<cell.name>/seed{K}/.
 
 `--budget` shortens every run to that many env steps, and scales what must scale with it: warm-up steps
@@ -165,9 +165,26 @@ def check_envs(study: Study, envs) -> tuple[str, ...]:
     return envs
 
 
-def cells(name: str, budget: int | None = None, seeds=None, preset: str | None = None, envs=None) -> list[Cell]:
-    """The training grid of study `name`, restricted to `envs` if given (ValueError for a bandit study: it is
-    not a training grid)."""
+def check_arms(study: Study, arms) -> tuple[Arm, ...]:
+    """The study's arms whose labels are `arms`, in the order given (None: all of them); ValueError naming the
+    allowed labels."""
+    if arms is None:
+        return study.arms
+    arms = (arms,) if isinstance(arms, str) else tuple(arms)
+    labels = {arm.label: arm for arm in study.arms}
+    unknown = [a for a in arms if a not in labels]
+    if not arms or unknown:
+        raise ValueError(f"study {study.name!r} has no arm {unknown[0] if unknown else '(none given)'!r}; "
+                         f"allowed: {', '.join(labels) or '(none: a bandit study has schemes, not arms)'}")
+    if len(set(arms)) != len(arms):
+        raise ValueError(f"arms contain duplicates: {list(arms)}")
+    return tuple(labels[a] for a in arms)
+
+
+def cells(name: str, budget: int | None = None, seeds=None, preset: str | None = None, envs=None,
+          arms=None) -> list[Cell]:
+    """The training grid of study `name`, restricted to `envs` and `arms` (labels such as ``sac``,
+    ``simpo-square``) if given, in the order given (ValueError for a bandit study: it is not a training grid)."""
     study = get_study(name)
     seeds = check_budget_seeds(budget, seeds) or study.seeds
     if study.kind != "train":
@@ -179,7 +196,7 @@ def cells(name: str, budget: int | None = None, seeds=None, preset: str | None =
     out = []
     for env in check_envs(study, envs):
         for transform in study.reward_transforms:
-            for arm in study.arms:
+            for arm in check_arms(study, arms):
                 assert arm.algo in ALGOS and transform in REWARD_TRANSFORMS
                 config = arm.apply(default_config(arm.algo, preset, env))
                 config = dataclasses.replace(
