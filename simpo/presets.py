@@ -15,7 +15,8 @@ best candidate only, weighted by Q_best − mean Q; no temperature), each state'
 `target_candidates` policy samples by min target-Q (4 on HalfCheetah, 1 on Hopper, else 2), the entropy term (10
 actions drawn uniformly from [−1, 1]^d, not the port's [0, 1): a bug, each weighted 0.01 × the state's advantage)
 and a best-of-32 evaluation. One difference stays: the port draws the TD target's actions from an EMA copy of the
-actor (τ = 0.005), this agent from the current actor.
+actor (τ = 0.005), this preset from the current actor. `--agent.target-policy-tau 0.005` turns the EMA actor on; the
+preset keeps 0 because every QVPO number in docs/results.md was trained without it, and no run has compared the two.
 """
 
 from __future__ import annotations

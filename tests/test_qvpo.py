@@ -72,3 +72,25 @@ def test_td_target_takes_the_best_of_k_by_min_target_q():
 def test_best_advantage_needs_a_fixed_temperature():
     with pytest.raises(ValueError, match="best_advantage has no temperature; set --agent.temperature.target fixed"):
         SiMPOConfig(weighting="best_advantage")
+
+
+def test_ema_actor_draws_the_td_target_and_follows_the_actor():
+    """`target_policy_tau` > 0 (the port's EMA actor): the critic step samples next actions from the EMA copy, which
+    then moves towards the updated actor at that rate; 0 keeps no copy and samples from the current actor."""
+    tau, key, batch = 0.05, jax.random.PRNGKey(5), random_batch(jax.random.PRNGKey(6))
+    ema, plain = qvpo_agent(target_policy_tau=tau), qvpo_agent()
+    state = ema.init(key)
+    assert plain.init(key).target_actor_params is None
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), state.target_actor_params,
+                                     state.actor_params))  # starts as a copy
+    other = plain.init(jax.random.PRNGKey(7)).actor_params  # an EMA actor unlike the current one
+    state = state._replace(target_actor_params=other)
+    new, _ = jax.jit(ema.update)(state, batch, key)
+    # the critic step is the one the current-actor agent takes when its actor is the EMA copy
+    ref, _ = jax.jit(plain.update)(state._replace(actor_params=other, target_actor_params=None), batch, key)
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.allclose(a, b, rtol=1e-6, atol=1e-7)), new.critic, ref.critic))
+    expected = jax.tree.map(lambda t, p: (1 - tau) * t + tau * p, other, new.actor_params)
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.allclose(a, b, rtol=1e-6, atol=1e-7)),
+                                     new.target_actor_params, expected))
+    with pytest.raises(ValueError, match="target_policy_tau must be in \\[0, 1\\]"):
+        SiMPOConfig(target_policy_tau=-0.1)

@@ -13,6 +13,7 @@ import pytest
 
 import simpo.study.specs as specs
 from simpo.cli import main
+from simpo.agents.simpo_agent import SiMPOConfig
 from simpo.policies import PolicyConfig
 from simpo.study import STUDIES, Arm, Study, aggregate, cells, run_study
 from simpo.train import default_config
@@ -173,6 +174,13 @@ def test_run_state(tmp_path):
     assert run_state(run, config) == "done"
     (run / "config.json").write_text(json.dumps({**saved, "total_steps": 200}))
     assert run_state(run, config) == "conflict"
+    # a run made before a field existed behaved as its default: it matches where the config keeps that default ...
+    older = {**saved, "agent": {k: v for k, v in saved["agent"].items() if k != "target_candidates"}}
+    (run / "config.json").write_text(json.dumps(older))
+    assert config.agent.target_candidates == 1 == SiMPOConfig().target_candidates and run_state(run, config) == "done"
+    # ... and not where a preset now sets it to something else
+    changed = dataclasses.replace(config, agent=dataclasses.replace(config.agent, target_candidates=2))
+    assert run_state(run, changed) == "conflict"
 
 
 def test_bandit_study_on_a_subset_of_landscapes(tmp_path, capsys):

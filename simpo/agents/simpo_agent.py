@@ -2,12 +2,12 @@
 
 One update, as one pure function (`SiMPO.update`):
   1. critic:  y = r + γ(1 − terminated)·min_k Q̄_k(s′, a′), a′ ~ π_θ(·|s′) (one sample, or the best of
-     `target_candidates` by min_k Q̄_k as QVPO's port does); MSE.
+     `target_candidates` by min_k Q̄_k as QVPO's port does; from an EMA actor if `target_policy_tau` > 0); MSE.
   2. Stage 1: N candidates a_i ~ π_old(·|s) + σ·ξ, clipped to the box; Q_i = mean_k Q_k(s, a_i);
      w = compute_weights(Q, weighting, λ)  — the (signed) target measure μ = Σ_i w_i δ_{a_i}.
   3. Stage 2: the reweighted matching loss of the policy class (flow: CFM; diffusion: ε-MSE).
   4. λ: one tuner step toward its KL / ESS target (or fixed).
-  5. targets: Polyak on the critics; π_old ← π_θ every `old_policy_interval` updates.
+  5. targets: Polyak on the critics (and the EMA actor); π_old ← π_θ every `old_policy_interval` updates.
 Steps 2–4 (the actor side) run on every `actor_interval`-th update only (a `lax.cond`, so skipped updates cost
 the critic's share alone; under `--seed-batching vmap` the batched predicate makes XLA run both branches).
 DPMD (weighting `exp`) and QVPO (weighting `best_advantage`, a best-of-k TD target and a uniform-action term, as
@@ -77,6 +77,9 @@ class SiMPOConfig:
     target_candidates: int = 1
     """The TD target's next action: the best of this many policy samples by min target-Q (QVPO's port: 4 on
     HalfCheetah, 1 on Hopper, else 2); 1: one sample (SiMPO, DPMD)."""
+    target_policy_tau: float = 0.0
+    """> 0: the TD target's next actions come from an EMA copy of the actor, Polyak-averaged at this rate every update
+    (QVPO's port: its `ema`, 0.005); 0: from the current actor (SiMPO, DPMD; the qvpo preset so far)."""
     actor_lr: float = 1e-4
     critic_lr: float = 3e-4
     critic_hidden_dims: tuple[int, ...] = (256, 256)
@@ -102,6 +105,8 @@ class SiMPOConfig:
             raise ValueError(f"discount must be in (0, 1], got {self.discount}")
         if not 0 < self.tau <= 1:
             raise ValueError(f"tau must be in (0, 1], got {self.tau}")
+        if not 0 <= self.target_policy_tau <= 1:
+            raise ValueError(f"target_policy_tau must be in [0, 1] (0: no EMA actor), got {self.target_policy_tau}")
         if self.candidate_noise < 0 or self.uniform_actions < 0 or self.uniform_weight < 0:
             raise ValueError("candidate_noise, uniform_actions and uniform_weight must be >= 0")
         if self.weighting == BEST_ADVANTAGE and self.temperature.target != "fixed":
@@ -126,6 +131,8 @@ class SiMPOState(NamedTuple):
     """EMA of the candidate-Q skew (simpo.advisor.landscape_stats) driving `--weighting auto`."""
     actor_metrics: Any = None
     """With `actor_interval` > 1: the metrics of the last update that ran the actor side (None otherwise)."""
+    target_actor_params: Any = None
+    """With `target_policy_tau` > 0: the EMA actor that draws the TD target's next actions (None otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +170,7 @@ class SiMPO:
             temperature=init_temperature(self.config.temperature),
             step=jnp.zeros((), jnp.int32),
             auto_skew=jnp.zeros((), jnp.float32),
+            target_actor_params=actor_params if self.config.target_policy_tau > 0 else None,
         )
         if self.config.actor_interval > 1:  # zeros until the first actor update
             shapes = jax.eval_shape(lambda s: self.actor_step(s, jnp.zeros((1, self.obs_dim)), key, key)[-1], state)
@@ -259,10 +267,11 @@ class SiMPO:
         k_next, k_cand, k_actor = jax.random.split(key, 3)
 
         # 1. critic
+        next_actor = state.target_actor_params if c.target_policy_tau > 0 else state.actor_params
         if c.target_candidates == 1:
-            next_action = self.policy.sample(state.actor_params, k_next, batch.next_obs.shape[:-1], batch.next_obs)
+            next_action = self.policy.sample(next_actor, k_next, batch.next_obs.shape[:-1], batch.next_obs)
         else:
-            next_action = self.best_of(state.actor_params, state.critic.target_params, k_next, batch.next_obs,
+            next_action = self.best_of(next_actor, state.critic.target_params, k_next, batch.next_obs,
                                        c.target_candidates)
         next_q = self.critic.apply(state.critic.target_params, batch.next_obs, next_action).min(axis=0)
         target = td_target(batch.reward, batch.terminated, next_q, c.discount)
@@ -290,7 +299,10 @@ class SiMPO:
         critic_state = critic_state._replace(target_params=polyak(critic_state.target_params, critic_state.params, c.tau))
         refresh = step % c.old_policy_interval == 0
         old_actor_params = jax.tree.map(lambda new, old: jnp.where(refresh, new, old), actor_params, state.old_actor_params)
+        target_actor_params = None
+        if c.target_policy_tau > 0:
+            target_actor_params = polyak(state.target_actor_params, actor_params, c.target_policy_tau)
 
         new_state = SiMPOState(actor_params, old_actor_params, actor_opt_state, critic_state, temperature, step,
-                               auto_skew, last_actor_metrics)
+                               auto_skew, last_actor_metrics, target_actor_params)
         return new_state, {**critic_metrics, **actor_metrics}

@@ -25,10 +25,18 @@ from simpo.train import TrainConfig, check_run_dir, run_config_dict, train
 _IGNORED = ("run_dir", "progress", "overwrite", "track", "wandb_project")  # do not change what a run computes
 
 
-def _same(saved, wanted) -> bool:
-    """Equal where both configs have a key (a field added to the code later does not orphan old runs)."""
+_MISSING = object()
+
+
+def _same(saved, wanted, default=_MISSING) -> bool:
+    """Equal where both configs have a key. A key the saved config lacks is a field added to the code after the run
+    was made: the run behaved as its default, so it matches only where `wanted` holds that default too (a preset that
+    sets the new field to another value does not resume, or count as done, a run made without it)."""
     if isinstance(saved, dict) and isinstance(wanted, dict):
-        return all(_same(saved[k], wanted[k]) for k in saved.keys() & wanted.keys() if k not in _IGNORED)
+        default = default if isinstance(default, dict) else {}
+        return all(_same(saved[k], wanted[k], default.get(k, _MISSING)) if k in saved
+                   else default.get(k, _MISSING) in (_MISSING, wanted[k])
+                   for k in wanted.keys() if k not in _IGNORED)
     return saved == wanted
 
 
@@ -42,7 +50,8 @@ def run_state(run_dir: Path, config: TrainConfig) -> str:
         saved = read_config(run_dir)
     except (ValueError, OSError):
         return "conflict"
-    if not _same(saved, to_jsonable(run_config_dict(config))):
+    defaults = to_jsonable(run_config_dict(TrainConfig(algo=config.algo)))
+    if not _same(saved, to_jsonable(run_config_dict(config)), defaults):
         return "conflict"
     try:
         steps, _ = load_run(run_dir)
