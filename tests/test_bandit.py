@@ -101,7 +101,8 @@ _PEAK = lambda a: jnp.exp(-jnp.sum((a - 0.5) ** 2, -1) / 0.01)  # noqa: E731  a 
 
 
 @pytest.mark.parametrize("weighting, reward_fn, expected", [
-    ("auto", _PLATEAU, "square"), ("auto", _PEAK, "linear"), ("auto_exp", _PLATEAU, "exp"), ("auto_exp", _PEAK, "linear"),
+    ("auto", _PLATEAU, "square"), ("auto", _PEAK, "linear"),
+    ("auto_exp", _PLATEAU, "exp"), ("auto_exp", _PEAK, "linear"),
 ])
 def test_auto_applies_the_advisor_rule_online(weighting, reward_fn, expected):
     """`auto`/`auto_exp` (the bandit's --weighting auto, auto_exp) pick by the EMA of the candidates' skew, log it,

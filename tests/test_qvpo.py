@@ -88,9 +88,9 @@ def test_ema_actor_draws_the_td_target_and_follows_the_actor():
     new, _ = jax.jit(ema.update)(state, batch, key)
     # the critic step is the one the current-actor agent takes when its actor is the EMA copy
     ref, _ = jax.jit(plain.update)(state._replace(actor_params=other, target_actor_params=None), batch, key)
-    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.allclose(a, b, rtol=1e-6, atol=1e-7)), new.critic, ref.critic))
-    expected = jax.tree.map(lambda t, p: (1 - tau) * t + tau * p, other, new.actor_params)
-    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.allclose(a, b, rtol=1e-6, atol=1e-7)),
-                                     new.target_actor_params, expected))
+    close = lambda x, y: jax.tree.all(jax.tree.map(  # noqa: E731
+        lambda a, b: bool(jnp.allclose(a, b, rtol=1e-6, atol=1e-7)), x, y))
+    assert close(new.critic, ref.critic)
+    assert close(new.target_actor_params, jax.tree.map(lambda t, p: (1 - tau) * t + tau * p, other, new.actor_params))
     with pytest.raises(ValueError, match="target_policy_tau must be in \\[0, 1\\]"):
         SiMPOConfig(target_policy_tau=-0.1)

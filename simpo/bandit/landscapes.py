@@ -150,7 +150,8 @@ def table_reward(a: jnp.ndarray) -> jnp.ndarray:
 
 
 def butte_reward(a: jnp.ndarray) -> jnp.ndarray:
-    """``table`` in 2-D, radially around (0.4, 0.3): 0.95·tent_top(‖a − c‖; 1) + 0.05·hill(a; c, 0.5); max 1 at c."""
+    """``table`` in 2-D, radially around c = (0.4, 0.3): 0.95·tent_top(‖a − c‖; 1) + 0.05·hill(a; c, 0.5);
+    max 1 at c."""
     c = jnp.asarray((0.4, 0.3), a.dtype)
     return 0.95 * _tent_top(jnp.sqrt(jnp.sum((a - c) ** 2, axis=-1)), 1.0) + 0.05 * _gauss(a, (0.4, 0.3), 0.5)
 

@@ -192,7 +192,7 @@ def prepare(
             + ", ".join(f"{k} ({v})" for k, v in SCHEME_PARAMS.items())
         )
     scheme_params = {k: _float(k, v) for k, v in params.items() if k in SCHEME_PARAMS}
-    if weighting in AUTO_MENUS and scheme_params:
+    if isinstance(weighting, str) and weighting in AUTO_MENUS and scheme_params:
         raise ValueError(f"weighting {weighting!r} takes no scheme parameters, got {', '.join(scheme_params)}")
     cfg = {**DEFAULTS, **{k: v for k, v in params.items() if k in DEFAULTS}}
 
@@ -299,8 +299,8 @@ def run(
 
     ``reward_fn`` maps actions ``(M, action_dim)`` in ``[−1, 1]`` to rewards ``(M,)`` (jnp, jittable).
     ``weighting`` is a scheme name (``simpo.weighting.SCHEMES``), ``"auto"`` or ``"auto_exp"`` (the advisor's rule
-    applied online, as that ``--weighting``: see :mod:`simpo.bandit.program`) or an increasing callable g. ``seed`` is an
-    int or a sequence of ints (all run at once). ``max_reward`` ``None`` estimates it by dense search.
+    applied online, as that ``--weighting``: see :mod:`simpo.bandit.program`) or an increasing callable g.
+    ``seed`` is an int or a sequence of ints (all run at once). ``max_reward`` ``None`` estimates it by dense search.
     ``**params``: the bandit parameters in :data:`DEFAULTS` and the scheme parameters ``p`` (power), ``floor``
     (signed_linear), ``negative_mass`` (wd1). Invalid input raises a one-line ValueError before any work.
     """

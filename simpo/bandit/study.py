@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from simpo.advisor import AUTO_MENUS
 from simpo.bandit.landscapes import get_landscape
 from simpo.bandit.plots import plot_landscape, plot_regret, plot_velocity_field, signed_pairs
 from simpo.bandit.run import BanditResult, execute, merge_plans, prepare
-from simpo.advisor import AUTO_MENUS
 from simpo.weighting import SCHEMES
 
 __all__ = ["BanditConfig", "DEFAULT_SCHEMES", "parse_scheme", "run_study"]

@@ -120,7 +120,8 @@ def run_study(name: str, out: str | Path = "runs/study", budget: int | None = No
         from simpo.study.report import run_bandits
 
         if arms is not None:
-            raise ValueError(f"study {name!r} is a bandit study: it has schemes, not arms; choose landscapes with --envs")
+            raise ValueError(f"study {name!r} is a bandit study: it has schemes, not arms; "
+                             "choose landscapes with --envs")
         return run_bandits(study, out / name, budget, check_budget_seeds(budget, seeds), overwrite, progress,
                            check_envs(study, envs))
     rows = plan(name, out, budget, seeds, preset, overwrite, envs, arms)
