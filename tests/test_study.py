@@ -104,7 +104,7 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, tiny_study):
         same = (r / "metrics.csv").stat().st_mtime_ns == mtimes[k]
         assert same == (r not in (cut, lost)), r
     assert (cut / "checkpoints" / "300").is_dir() and (lost / "metrics.csv").is_file()
-    with pytest.raises(ValueError, match="another config"):  # a different budget does not mix with these runs
+    with pytest.raises(ValueError, match="another config \\(total_steps: 300 in the run, 200 wanted\\)"):  # no mixing
         run_study("tiny", tmp_path, budget=200, progress=False, reps=20)
 
 
@@ -160,7 +160,7 @@ def test_aggregate_keeps_runs_that_differ_in_a_setting_apart(tmp_path):
 
 def test_run_state(tmp_path):
     from simpo.logger import to_jsonable
-    from simpo.study.runner import run_state
+    from simpo.study.runner import config_difference, run_state
     from simpo.train import run_config_dict
 
     config = cells("reward-landscape", budget=100, seeds=[0], preset="fast")[0].config
@@ -178,9 +178,12 @@ def test_run_state(tmp_path):
     older = {**saved, "agent": {k: v for k, v in saved["agent"].items() if k != "target_candidates"}}
     (run / "config.json").write_text(json.dumps(older))
     assert config.agent.target_candidates == 1 == SiMPOConfig().target_candidates and run_state(run, config) == "done"
-    # ... and not where a preset now sets it to something else
+    assert config_difference(run, config) is None
+    # ... and not where a preset now sets it to something else; the difference is named
     changed = dataclasses.replace(config, agent=dataclasses.replace(config.agent, target_candidates=2))
     assert run_state(run, changed) == "conflict"
+    assert config_difference(run, changed) == "agent.target_candidates: absent from the run's config (so it ran as 1), 2 wanted"
+    assert config_difference(run, dataclasses.replace(config, total_steps=300)) == "total_steps: 100 in the run, 300 wanted"
 
 
 def test_bandit_study_on_a_subset_of_landscapes(tmp_path, capsys):

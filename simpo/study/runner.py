@@ -28,30 +28,43 @@ _IGNORED = ("run_dir", "progress", "overwrite", "track", "wandb_project")  # do 
 _MISSING = object()
 
 
-def _same(saved, wanted, default=_MISSING) -> bool:
-    """Equal where both configs have a key. A key the saved config lacks is a field added to the code after the run
-    was made: the run behaved as its default, so it matches only where `wanted` holds that default too (a preset that
-    sets the new field to another value does not resume, or count as done, a run made without it)."""
+def _difference(saved, wanted, default=_MISSING, path: str = "") -> str | None:
+    """None if the configs match, else the first differing key as ``"agent.tau: 0.005 in the run, 0.01 wanted"``.
+
+    They match where both have a key and agree. A key the saved config lacks is a field added to the code after the
+    run was made: the run behaved as its default, so it matches only where `wanted` holds that default too (a preset
+    that sets the new field to another value does not resume, or count as done, a run made without it)."""
     if isinstance(saved, dict) and isinstance(wanted, dict):
         default = default if isinstance(default, dict) else {}
-        return all(_same(saved[k], wanted[k], default.get(k, _MISSING)) if k in saved
-                   else default.get(k, _MISSING) in (_MISSING, wanted[k])
-                   for k in wanted.keys() if k not in _IGNORED)
-    return saved == wanted
+        for k in (k for k in wanted if k not in _IGNORED):
+            key = f"{path}.{k}" if path else k
+            if k in saved:
+                found = _difference(saved[k], wanted[k], default.get(k, _MISSING), key)
+                if found:
+                    return found
+            elif default.get(k, _MISSING) not in (_MISSING, wanted[k]):
+                return f"{key}: absent from the run's config (so it ran as {default[k]!r}), {wanted[k]!r} wanted"
+        return None
+    return None if saved == wanted else f"{path}: {saved!r} in the run, {wanted!r} wanted"
+
+
+def config_difference(run_dir: Path, config: TrainConfig) -> str | None:
+    """What makes the run in `run_dir` another config's (see `_difference`), or None if it is this config's."""
+    if not (run_dir / "config.json").is_file():
+        return "no config.json"
+    try:
+        saved = read_config(run_dir)
+    except (ValueError, OSError) as err:
+        return f"config.json unreadable ({err})"
+    defaults = to_jsonable(run_config_dict(TrainConfig(algo=config.algo)))
+    return _difference(saved, to_jsonable(run_config_dict(config)), defaults)
 
 
 def run_state(run_dir: Path, config: TrainConfig) -> str:
     """"done", "resume", "fresh" or "conflict" (a run of another config) for the seed run in `run_dir`."""
     if not run_dir.is_dir() or not any(run_dir.iterdir()):
         return "fresh"
-    if not (run_dir / "config.json").is_file():
-        return "conflict"
-    try:
-        saved = read_config(run_dir)
-    except (ValueError, OSError):
-        return "conflict"
-    defaults = to_jsonable(run_config_dict(TrainConfig(algo=config.algo)))
-    if not _same(saved, to_jsonable(run_config_dict(config)), defaults):
+    if config_difference(run_dir, config) is not None:
         return "conflict"
     try:
         steps, _ = load_run(run_dir)
@@ -101,8 +114,8 @@ def plan(name: str, out: Path, budget: int | None = None, seeds=None, preset: st
             check_run_dir(run)  # a file in the way, an unwritable parent: one line, before anything runs
             states[k] = "fresh" if overwrite else run_state(run.run_dir, run)
             if states[k] == "conflict":
-                raise ValueError(f"{run.run_dir} holds a run with another config (budget, seeds or code changed); "
-                                 f"pass --overwrite or choose another --out")
+                raise ValueError(f"{run.run_dir} holds a run with another config "
+                                 f"({config_difference(run.run_dir, run)}); pass --overwrite or choose another --out")
         rows.append((cell, cell_dir, states))
     return rows
 
