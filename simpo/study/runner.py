@@ -36,8 +36,10 @@ def _difference(saved, wanted, default=_MISSING, path: str = "") -> str | None:
     that sets the new field to another value does not resume, or count as done, a run made without it)."""
     if isinstance(saved, dict) and isinstance(wanted, dict):
         default = default if isinstance(default, dict) else {}
-        for k in (k for k in wanted if k not in _IGNORED):
+        for k in wanted:
             key = f"{path}.{k}" if path else k
+            if k in _IGNORED:
+                continue
             if k in saved:
                 found = _difference(saved[k], wanted[k], default.get(k, _MISSING), key)
                 if found:
