@@ -2,8 +2,8 @@
 
 An `Arm` is one column of a results table: an algorithm preset (simpo, dpmd, qvpo, sac) and, for SiMPO, a
 weighting scheme with its parameters (`simpo.bandit.parse_scheme` syntax, e.g. ``"signed_linear:floor=-0.02"``).
-`cells(name, budget, seeds, preset, envs, arms)` expands a study into `Cell`s, one `TrainConfig` each (seed = the first seed,
-run_dir unset); the runner trains every seed of a cell into OUT/NAME/<cell.name>/seed{K}/.
+`cells(name, budget, seeds, preset, envs, arms)` expands a study into `Cell`s, one `TrainConfig` each (seed = the
+first seed, run_dir unset); the runner trains every seed of a cell into OUT/NAME/<cell.name>/seed{K}/.
 
 `--budget` shortens every run to that many env steps, and scales what must scale with it: warm-up steps
 (at most a tenth of the budget), the evaluation interval (at least 5 evaluations) and the checkpoint interval
@@ -151,34 +151,31 @@ def check_budget_seeds(budget: int | None, seeds) -> tuple[int, ...] | None:
     return seeds
 
 
+def _subset(study: Study, kind: str, given, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """`given` names (None: all of `allowed`) as a tuple, in the order given; one-line ValueError for an unknown
+    or repeated name, naming the allowed ones. `kind` ("env", "arm") words the error."""
+    if given is None:
+        return allowed
+    given = (given,) if isinstance(given, str) else tuple(given)
+    unknown = [g for g in given if g not in allowed]
+    if not given or unknown:
+        raise ValueError(f"study {study.name!r} has no {kind} {unknown[0] if unknown else '(none given)'!r}; "
+                         f"allowed: {', '.join(allowed)}")
+    if len(set(given)) != len(given):
+        raise ValueError(f"{kind}s contain duplicates: {list(given)}")
+    return given
+
+
 def check_envs(study: Study, envs) -> tuple[str, ...]:
     """`envs` as a tuple of the study's envs (None: all of them); ValueError naming the allowed ones."""
-    if envs is None:
-        return study.envs
-    envs = (envs,) if isinstance(envs, str) else tuple(envs)
-    unknown = [e for e in envs if e not in study.envs]
-    if not envs or unknown:
-        raise ValueError(f"study {study.name!r} has no env {unknown[0] if unknown else '(none given)'!r}; "
-                         f"allowed: {', '.join(study.envs)}")
-    if len(set(envs)) != len(envs):
-        raise ValueError(f"envs contain duplicates: {list(envs)}")
-    return envs
+    return _subset(study, "env", envs, study.envs)
 
 
 def check_arms(study: Study, arms) -> tuple[Arm, ...]:
     """The study's arms whose labels are `arms`, in the order given (None: all of them); ValueError naming the
     allowed labels."""
-    if arms is None:
-        return study.arms
-    arms = (arms,) if isinstance(arms, str) else tuple(arms)
     labels = {arm.label: arm for arm in study.arms}
-    unknown = [a for a in arms if a not in labels]
-    if not arms or unknown:
-        raise ValueError(f"study {study.name!r} has no arm {unknown[0] if unknown else '(none given)'!r}; "
-                         f"allowed: {', '.join(labels) or '(none: a bandit study has schemes, not arms)'}")
-    if len(set(arms)) != len(arms):
-        raise ValueError(f"arms contain duplicates: {list(arms)}")
-    return tuple(labels[a] for a in arms)
+    return tuple(labels[a] for a in _subset(study, "arm", arms, tuple(labels)))
 
 
 def cells(name: str, budget: int | None = None, seeds=None, preset: str | None = None, envs=None,
@@ -193,10 +190,10 @@ def cells(name: str, budget: int | None = None, seeds=None, preset: str | None =
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
     steps = budget or study.budget
-    out = []
+    out, chosen = [], check_arms(study, arms)
     for env in check_envs(study, envs):
         for transform in study.reward_transforms:
-            for arm in check_arms(study, arms):
+            for arm in chosen:
                 assert arm.algo in ALGOS and transform in REWARD_TRANSFORMS
                 config = arm.apply(default_config(arm.algo, preset, env))
                 config = dataclasses.replace(
