@@ -78,7 +78,7 @@ def _is_np_scalar(x: Any) -> bool:
 
 def _conform(raw: Any, target: Any, path: str, filled: list[str]) -> Any:
     """A target-less restore (nested dicts/lists by field name) in the structure of ``target``: NamedTuple fields
-    and dict keys that the checkpoint lacks (written before they existed) are taken from ``target`` and named in
+    and dict keys that the checkpoint lacks (written before they existed) are taken from ``target`` and, when they hold arrays, named in
     ``filled``; anything else that differs (a missing list item, a shape or dtype) raises ValueError."""
     if target is None:
         return None
@@ -90,8 +90,9 @@ def _conform(raw: Any, target: Any, path: str, filled: list[str]) -> Any:
             value = target[key] if isinstance(target, dict) else getattr(target, key)
             if key in raw:
                 values[key] = _conform(raw[key], value, f"{path}.{key}", filled)
-            else:
-                filled.append(f"{path}.{key}".lstrip("."))
+            else:  # named only if it holds arrays: an unused (None) field has nothing to start from
+                if jax.tree.leaves(value):
+                    filled.append(f"{path}.{key}".lstrip("."))
                 values[key] = value
         return type(target)(**values) if isinstance(target, tuple) else values
     if isinstance(target, (list, tuple)):
