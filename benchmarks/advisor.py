@@ -7,8 +7,8 @@
 Rows:
 - every built-in bandit landscape (simpo.bandit.landscapes; the four marked held-out were added after the rule was
   fixed, and are labelled so; the four marked held-out 2 were added with the rule `auto_exp`, read off the first
-  eight, to validate it) with the bandit's jitter 0.2, and `bad-region` with
-  jitter 0: the advisor's stats on candidates from the initial policy (`advise_bandit`), against final regrets
+  eight, to validate it; the four marked held-out 3 with one λ per scheme of the auto menus, to validate that)
+  with the bandit's jitter 0.2, and `bad-region` with jitter 0: the advisor's stats on candidates from the initial policy (`advise_bandit`), against final regrets
   measured here (`simpo.bandit.run_study`, --bandit-seeds, default 5-24: seeds that docs/bandits.md, where the
   signed suggestion was read off, did not use). Schemes are compared paired by seed (every scheme of a seed starts
   from the same initial policy and random stream), with bootstrap intervals; a winner is *decided* when it beats both others.
@@ -42,38 +42,43 @@ from simpo.train import default_config  # noqa: E402
 
 NON_NEGATIVE = ("exp", "linear", "square")
 SIGNED = "signed_linear:floor=-0.02"  # the advisor's signed suggestion
-BANDIT_SCHEMES = (*NON_NEGATIVE, SIGNED, "auto")  # auto: the rule applied online (--weighting auto)
-LATER_SCHEMES = ("auto_exp",)  # added after the first validation: run as a study of their own, same seeds (paired)
-AUTOS = ("auto", *LATER_SCHEMES)
+BANDIT_SCHEMES = (*NON_NEGATIVE, SIGNED)  # the fixed schemes
+AUTOS = ("auto", "auto_exp")  # the rule applied online (--weighting auto, auto_exp): a study of their own, same seeds
+SETS = ((0, "not held-out", ""), (1, "held-out", " (held-out)"), (2, "held-out 2", " (held-out 2)"),
+        (3, "held-out 3", " (held-out 3)"))  # (level, name, row label suffix); simpo.bandit.held_out
 STAT_KEYS = ("skew", "top_gap", "near_max", "kurtosis")
 
 
 def _study(landscape: str, jitter: float, schemes: tuple[str, ...], seeds: list[int], epochs: int,
            run_dir: Path) -> tuple[dict[str, np.ndarray], dict]:
     """({scheme: final regret per seed}, summary.json's scheme rows) of one `simpo.bandit.run_study` into run_dir
-    (reused when a run with the same settings is there)."""
+    (reused when a run with the same settings and at least these schemes is there)."""
     config = BanditConfig(landscape=landscape, schemes=schemes, seeds=tuple(seeds), epochs=epochs,
                           jitter=jitter, run_dir=str(run_dir), overwrite=True)
     summary = run_dir / "summary.json"
-    if not summary.is_file() or json.loads(summary.read_text())["config"] != json.loads(json.dumps(asdict(config))):
+    wanted = json.loads(json.dumps(asdict(config)))
+    saved = json.loads(summary.read_text())["config"] if summary.is_file() else {}
+    if saved | {"schemes": wanted["schemes"]} != wanted or not set(schemes) <= set(saved["schemes"]):
         run_study(config, progress=False)
     finals: dict[str, dict[int, float]] = {s: {} for s in schemes}
     with (run_dir / "regret.csv").open() as f:
         for row in csv.DictReader(f):
-            if int(row["epoch"]) == epochs:
+            if int(row["epoch"]) == epochs and row["scheme"] in finals:
                 finals[row["scheme"]][int(row["seed"])] = float(row["regret"])
-    return {s: np.array([v[k] for k in seeds]) for s, v in finals.items()}, json.loads(summary.read_text())["schemes"]
+    rows = json.loads(summary.read_text())["schemes"]
+    return {s: np.array([v[k] for k in seeds]) for s, v in finals.items()}, {s: rows[s] for s in schemes}
 
 
 def bandit_finals(landscape: str, jitter: float, seeds: list[int], epochs: int,
                   root: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """({scheme: final regret per seed} for BANDIT_SCHEMES + LATER_SCHEMES, {auto scheme: its summary.json row}):
-    two studies, root/<case>/ and root/<case>_later/. Every seed starts from the same initial policy and random
-    stream in both (the keys depend on the seed only), so the comparison stays paired."""
+    """({scheme: final regret per seed} for BANDIT_SCHEMES + AUTOS, {auto scheme: its summary.json row}): two
+    studies, root/<case>/ (the fixed schemes) and root/<case>_auto/ (the auto menus, one λ per scheme). Every seed
+    starts from the same initial policy and random stream in both (the keys depend on the seed only), so the
+    comparison stays paired."""
     case = f"{landscape}_jitter{jitter:g}"
-    finals, rows = _study(landscape, jitter, BANDIT_SCHEMES, seeds, epochs, root / case)
-    later, later_rows = _study(landscape, jitter, LATER_SCHEMES, seeds, epochs, root / f"{case}_later")
-    return finals | later, {s: (rows | later_rows)[s] for s in AUTOS}
+    finals, _ = _study(landscape, jitter, BANDIT_SCHEMES, seeds, epochs, root / case)
+    autos, rows = _study(landscape, jitter, AUTOS, seeds, epochs, root / f"{case}_auto")
+    return finals | autos, rows
 
 
 def paired_ci(a: np.ndarray, b: np.ndarray, reps: int = 10_000) -> tuple[float, float, float]:
@@ -101,9 +106,9 @@ def bandit_rows(seeds: list[int], bandit_seeds: list[int], epochs: int, root: Pa
         signed_won = True if hi < 0 else False if lo > 0 else None
         suggested = advices[0].signed_alternative is not None
         source = LANDSCAPES[landscape].source
-        held_out = 2 if "second set" in source else 1 if "held-out" in source else 0
+        held_out = 3 if "third set" in source else 2 if "second set" in source else 1 if "held-out" in source else 0
         rows.append({
-            "landscape": f"bandit {column}" + ("", " (held-out)", " (held-out 2)")[held_out], "held_out": held_out,
+            "landscape": f"bandit {column}" + SETS[held_out][2], "held_out": held_out,
             "stats": advices[0].stats, "picks": dict(picks), "scheme": scheme,
             "signed": advices[0].signed_alternative,
             "winner": f"{best} ({finals[best].mean():.4f}); " + ", ".join(
@@ -161,8 +166,7 @@ def _per_set(rows: list[dict], hit) -> str:
         scored = [v for v in map(hit, chosen) if v is not None]
         return f"{sum(scored)}/{len(scored)}"
 
-    parts = [f"{count(chosen)} {name}" for level, name in ((0, "not held-out"), (1, "held-out"), (2, "held-out 2"))
-             if (chosen := [r for r in rows if r["held_out"] == level])]
+    parts = [f"{count(chosen)} {name}" for level, name, _ in SETS if (chosen := [r for r in rows if r["held_out"] == level])]
     return f"{count(rows)} bandit rows (" + ", ".join(parts) + ")"
 
 

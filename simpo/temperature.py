@@ -128,3 +128,18 @@ def update_temperature(
     log_temperature = optax.apply_updates(state.log_temperature, updates)
     new_state = TemperatureState(log_temperature, opt_state)
     return new_state, {"temperature": temperature_value(new_state), "temperature/error": error}
+
+
+def init_temperatures(config: TemperatureConfig, count: int) -> TemperatureState:
+    """`count` independent λ states stacked on a leading axis: one per scheme of a menu (`--weighting auto`),
+    since schemes put λ on different scales (exp's tuned λ is about 50× below linear's on the bandits,
+    docs/advisor.md): one shared λ, tuned on the scheme in use, is far off target for the next one after a switch."""
+    return jax.tree.map(lambda x: jnp.stack([x] * count), init_temperature(config))
+
+
+def update_temperatures(
+    config: TemperatureConfig, state: TemperatureState, weights: jax.Array
+) -> tuple[TemperatureState, dict[str, jax.Array]]:
+    """`update_temperature` for each stacked λ (`init_temperatures`) with its own scheme's weights
+    ``weights[m]`` (shape (M, ..., N)): every scheme of the menu stays on target, used or not; metrics per scheme."""
+    return jax.vmap(lambda s, w: update_temperature(config, s, w))(state, weights)

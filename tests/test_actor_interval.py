@@ -1,18 +1,21 @@
 """`actor_interval` (issue #5, item 4): the actor side of a SiMPO update (Stage 1, Stage 2, the λ step) runs on every
-k-th update only; the critic, its targets and the π_old schedule run on every update. k = 1 is the old update."""
+k-th update only; the critic, its targets and the π_old schedule run on every update. k = 1 is the old update.
+Also the actor side's λ state under `--weighting auto`: one λ per menu scheme."""
 
 import dataclasses
 import shutil
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import pytest
 
-from simpo.advisor import choose_scheme
+from simpo.advisor import AUTO_MENUS, choose_scheme
 from simpo.agents.critic import critic_step, polyak, td_target
 from simpo.agents.simpo_agent import SiMPO, SiMPOConfig
-from simpo.temperature import update_temperature, weight_diagnostics
+from simpo.temperature import temperature_value, update_temperature, weight_diagnostics
+from simpo.weighting import compute_weights
 from simpo.train import default_config, train
 from test_train import KL_1, TINY_POLICY, random_batch, read_rows, tiny
 
@@ -37,7 +40,7 @@ def reference_update(agent: SiMPO, state, batch, key):
     target = td_target(batch.reward, batch.terminated, next_q, c.discount)
     critic, critic_metrics = critic_step(agent.critic, agent.critic_tx, state.critic, batch.obs, batch.action, target)
     actions, q = agent.candidates(state, k_cand, batch.obs)
-    weights, auto_skew, auto_metrics = agent.weights(state, q)
+    weights, auto_skew, auto_metrics, _ = agent.weights(state, q)
     (loss, match), grads = jax.value_and_grad(agent.actor_loss, has_aux=True)(
         state.actor_params, k_actor, batch.obs, actions, weights)
     updates, opt_state = agent.actor_tx.update(grads, state.actor_opt_state, state.actor_params)
@@ -89,7 +92,8 @@ def test_actor_side_runs_on_every_kth_update_only(weighting):
             assert same(actor_side(new), actor_side(state))
             assert same({k: m[k] for k in shown}, shown)  # the last actor update's metrics, reported again
             if i > 0:  # λ and the auto EMA only move on actor updates: what is reported again is current
-                assert float(m["temperature"]) == float(jnp.exp(state.temperature.log_temperature))
+                lam = jnp.exp(state.temperature.log_temperature)  # auto: one λ per menu scheme, the chosen one's
+                assert float(m["temperature"]) == float(lam[choose_scheme(state.auto_skew)] if lam.ndim else lam)
                 if weighting.startswith("auto"):
                     assert float(m["weighting/auto_skew"]) == float(state.auto_skew)
                     assert int(m["weighting/auto_choice"]) == int(choose_scheme(state.auto_skew))
@@ -97,6 +101,26 @@ def test_actor_side_runs_on_every_kth_update_only(weighting):
         assert same(new.old_actor_params, new.actor_params if (i + 1) % 3 == 0 else state.old_actor_params)
         assert all(bool(jnp.isfinite(v)) for v in m.values())
         state = new
+
+
+def test_auto_tunes_each_menu_schemes_temperature_on_its_own_weights():
+    """`--weighting auto_exp`: λ is a (2,) state, one per menu scheme; after an update, each entry is what
+    `update_temperature` gives on that scheme's weights at its own λ, and the logged λ is the chosen scheme's."""
+    agent = agent_with(1, "auto_exp")
+    state = agent.init(jax.random.PRNGKey(0))
+    state = state._replace(temperature=state.temperature._replace(
+        log_temperature=jnp.log(jnp.asarray([0.01, 0.5]))))  # exp and linear far apart, as tuned on the bandits
+    batch, key = random_batch(jax.random.PRNGKey(10)), jax.random.PRNGKey(1)
+    new, m = jax.jit(agent.update)(state, batch, key)
+    _, q = agent.candidates(state, jax.random.split(key, 3)[1], batch.obs)
+    lam = temperature_value(state.temperature)
+    for i, scheme in enumerate(AUTO_MENUS["auto_exp"]):
+        alone = jax.tree.map(lambda x: x[i], state.temperature)
+        expected, _ = update_temperature(agent.config.temperature, alone, compute_weights(q, scheme, lam[i]))
+        np.testing.assert_allclose(new.temperature.log_temperature[i], expected.log_temperature, rtol=1e-5)
+        assert float(m[f"temperature/{scheme}"]) == pytest.approx(float(jnp.exp(new.temperature.log_temperature[i])))
+    choice = int(m["weighting/auto_choice"])
+    assert float(m["temperature"]) == float(jnp.exp(new.temperature.log_temperature[choice]))
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5])

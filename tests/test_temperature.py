@@ -10,9 +10,11 @@ from simpo.temperature import (
     check_reachable,
     effective_sample_fraction,
     init_temperature,
+    init_temperatures,
     kl_to_uniform,
     temperature_value,
     update_temperature,
+    update_temperatures,
     weight_diagnostics,
 )
 from simpo.weighting import compute_weights
@@ -46,6 +48,27 @@ def test_ess_target_is_reached_for_signed_weights_too(scheme):
     config = TemperatureConfig(target="ess", init=1.0, ess_target=0.3, lr=0.05)
     w, _ = tune(config, scheme)
     assert abs(float(jnp.mean(effective_sample_fraction(w))) - 0.3) < 0.03
+
+
+def test_a_menu_tunes_one_temperature_per_scheme_as_if_each_were_alone():
+    """`init_temperatures`/`update_temperatures` (the λs of --weighting auto): entry m follows exactly the path
+    `update_temperature` takes with scheme m alone, and exp and linear settle on different scales."""
+    config = TemperatureConfig(target="kl", init=1.0, kl_target=1.0, lr=0.05)
+    q = jax.random.normal(jax.random.PRNGKey(0), (64, 32))
+    schemes = ("exp", "linear")
+
+    def step(state, _):
+        lam = temperature_value(state)
+        return update_temperatures(config, state, jnp.stack([compute_weights(q, s, lam[m]) for m, s in
+                                                             enumerate(schemes)]))[0], None
+
+    menu = jax.jit(lambda s: jax.lax.scan(step, s, None, length=300)[0])(init_temperatures(config, len(schemes)))
+    assert menu.log_temperature.shape == (2,)
+    for m, scheme in enumerate(schemes):
+        _, alone = tune(config, scheme, steps=300)
+        assert float(temperature_value(menu)[m]) == pytest.approx(alone, rel=1e-5)
+    lam = temperature_value(menu)
+    assert float(lam[1]) > 3 * float(lam[0])  # linear's λ is on another scale than exp's: a shared λ misfits one
 
 
 def test_fixed_temperature_never_moves():

@@ -34,8 +34,10 @@ from simpo.temperature import (
     TemperatureState,
     check_reachable,
     init_temperature,
+    init_temperatures,
     temperature_value,
     update_temperature,
+    update_temperatures,
     weight_diagnostics,
 )
 from simpo.weighting import BEST_ADVANTAGE, SCHEMES, best_advantage_weights, compute_weights, validate_scheme
@@ -167,7 +169,8 @@ class SiMPO:
             old_actor_params=actor_params,
             actor_opt_state=self.actor_tx.init(actor_params),
             critic=init_critic_state(self.critic, self.critic_tx, k_critic, self.obs_dim, self.action_dim),
-            temperature=init_temperature(self.config.temperature),
+            temperature=init_temperatures(self.config.temperature, len(AUTO_MENUS[self.config.weighting]))
+            if self.config.weighting in AUTO_MENUS else init_temperature(self.config.temperature),
             step=jnp.zeros((), jnp.int32),
             auto_skew=jnp.zeros((), jnp.float32),
             target_actor_params=actor_params if self.config.target_policy_tau > 0 else None,
@@ -204,21 +207,22 @@ class SiMPO:
         q = self.critic.apply(state.critic.params, cond, actions).mean(axis=0)
         return actions, q
 
-    def weights(self, state: SiMPOState, q: jax.Array) -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
-        """Stage-1 weights. `auto` / `auto_exp`: an EMA of the candidate-Q skew picks the menu's flat (square / exp)
-        or steep (linear) scheme with the advisor's rule (simpo.advisor.choose_scheme), via lax.switch; the choice
-        is logged."""
+    def weights(self, state: SiMPOState, q: jax.Array) -> tuple[jax.Array, jax.Array, dict[str, jax.Array], jax.Array]:
+        """Stage-1 weights: (weights, auto skew, metrics, every menu scheme's weights or None). `auto` / `auto_exp`:
+        an EMA of the candidate-Q skew picks the menu's flat (square / exp) or steep (linear) scheme with the
+        advisor's rule (simpo.advisor.choose_scheme); each scheme has its own λ (simpo.temperature.init_temperatures)
+        and its weights are all computed, so every λ can be tuned on its own scheme; the choice is logged."""
         c, lam = self.config, temperature_value(state.temperature)
         if c.weighting == BEST_ADVANTAGE:
-            return best_advantage_weights(q), state.auto_skew, {}
+            return best_advantage_weights(q), state.auto_skew, {}, None
         if c.weighting not in AUTO_MENUS:
-            return compute_weights(q, c.weighting, lam, **c.weighting_params), state.auto_skew, {}
+            return compute_weights(q, c.weighting, lam, **c.weighting_params), state.auto_skew, {}, None
         stats = landscape_stats(jax.lax.stop_gradient(q))
         skew = AUTO_EMA_DECAY * state.auto_skew + (1.0 - AUTO_EMA_DECAY) * stats["skew"]
         choice = choose_scheme(skew)
-        branches = [lambda q, s=s: compute_weights(q, s, lam) for s in AUTO_MENUS[c.weighting]]
+        menu = jnp.stack([compute_weights(q, s, lam[m]) for m, s in enumerate(AUTO_MENUS[c.weighting])])
         metrics = {"weighting/auto_choice": choice, "weighting/auto_skew": skew, "weighting/batch_skew": stats["skew"]}
-        return jax.lax.switch(choice, branches, q), skew, metrics
+        return menu[choice], skew, metrics, menu
 
     def actor_loss(self, params, key, obs, actions, weights):
         """Stage 2: reweighted matching on the candidates, plus QVPO's optional uniform-action term."""
@@ -236,7 +240,7 @@ class SiMPO:
         """Steps 2–4 on the pre-update critics: (actor params, actor optimiser state, λ state, auto skew, metrics)."""
         # 2. Stage 1: candidates from π_old, scored by the (pre-update) critics, weighted
         actions, q = self.candidates(state, k_cand, obs)
-        weights, auto_skew, auto_metrics = self.weights(state, q)
+        weights, auto_skew, auto_metrics, menu = self.weights(state, q)
 
         # 3. Stage 2: reweighted matching
         (actor_loss, match_metrics), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
@@ -249,7 +253,14 @@ class SiMPO:
         # diagnostics see their shape, the one-hot on the best candidate (`improvement` is then the mean advantage).
         if self.config.weighting == BEST_ADVANTAGE:
             weights = jax.nn.one_hot(jnp.argmax(weights, axis=-1), weights.shape[-1], dtype=weights.dtype)
-        temperature, temp_metrics = update_temperature(self.config.temperature, state.temperature, weights)
+        if menu is None:
+            temperature, temp_metrics = update_temperature(self.config.temperature, state.temperature, weights)
+        else:  # every scheme's λ on its own weights; the logged λ is the chosen scheme's
+            temperature, per_scheme = update_temperatures(self.config.temperature, state.temperature, menu)
+            choice = auto_metrics["weighting/auto_choice"]
+            temp_metrics = {k: v[choice] for k, v in per_scheme.items()}
+            temp_metrics |= {f"temperature/{s}": per_scheme["temperature"][m]
+                             for m, s in enumerate(AUTO_MENUS[self.config.weighting])}
         metrics = {
             "actor_loss": actor_loss,
             "matching_mse": match_metrics["mse"],

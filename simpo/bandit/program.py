@@ -21,6 +21,7 @@ from simpo.policies import Policy
 from simpo.temperature import (
     TemperatureConfig,
     init_temperature,
+    init_temperatures,
     temperature_value,
     update_temperature,
     weight_diagnostics,
@@ -50,7 +51,8 @@ class _Static:
     (``lax.switch``), so a study compiles a single program for all its schemes. A weighting ``"auto"`` or
     ``"auto_exp"`` is that ``--weighting`` of the agent: an EMA (``AUTO_EMA_DECAY`` per epoch) of the candidate
     rewards' skew picks the flat or steep scheme of its menu (``simpo.advisor.AUTO_MENUS``) by
-    ``simpo.advisor.choose_scheme`` every epoch.
+    ``simpo.advisor.choose_scheme`` every epoch; each scheme of that menu has its own λ, tuned every epoch on its
+    own weights (simpo.temperature.init_temperatures).
     """
 
     reward_fn: Callable
@@ -95,14 +97,15 @@ def _epoch_program(s: _Static, scheme: jax.Array, key: jax.Array, params: Any):
     with weighting ``s.menu[scheme]``."""
     pol, d = s.policy, s.policy.action_dim
     shape = (s.groups, s.num_candidates)
-    branches = [_branch(g, dict(kw)) for g, kw in s.menu]
-    is_auto = jnp.asarray([_is_auto(g) for g, _ in s.menu])[scheme]
+    options = [_options(g, dict(kw)) for g, kw in s.menu]  # per menu entry: its schemes, (r, λ) -> weights
     has_auto = any(_is_auto(g) for g, _ in s.menu)
+    is_auto = jnp.asarray([_is_auto(g) for g, _ in s.menu])[scheme]
+    width = max(len(o) for o in options)  # λs per run: one per scheme of an auto menu, else one
 
-    def weights(r, lam, choice):
-        if len(branches) == 1:
-            return branches[0](r, lam, choice)
-        return jax.lax.switch(scheme, branches, r, lam, choice)
+    def option(k: int) -> Callable:
+        """Scheme k of the menu entry in use (a fixed scheme's only one) as (r, λ) -> weights."""
+        fns = [o[min(k, len(o) - 1)] for o in options]
+        return fns[0] if len(fns) == 1 else lambda r, lam: jax.lax.switch(scheme, fns, r, lam)
 
     def rewards(a):
         return s.reward_fn(a.reshape(-1, d)).reshape(a.shape[:-1])
@@ -110,9 +113,19 @@ def _epoch_program(s: _Static, scheme: jax.Array, key: jax.Array, params: Any):
     opt = optax.adam(s.lr)
     log_lo, log_hi = math.log(TEMPERATURE_RANGE[0]), math.log(TEMPERATURE_RANGE[1])
 
-    def temp_step(ts, r, choice):
-        ts, _ = update_temperature(s.temperature, ts, weights(r, temperature_value(ts), choice))
-        return ts._replace(log_temperature=jnp.clip(ts.log_temperature, log_lo, log_hi))
+    def tune(ts, r, weights):
+        """`temperature_steps` warm-started steps of one log λ on this epoch's rewards."""
+        def step(ts, _):
+            ts, _ = update_temperature(s.temperature, ts, weights(r, temperature_value(ts)))
+            return ts._replace(log_temperature=jnp.clip(ts.log_temperature, log_lo, log_hi)), None
+        return jax.lax.scan(step, ts, None, length=s.temperature_steps)[0]
+
+    def tune_all(ts, r):
+        """Every scheme's λ on its own weights (an auto menu: each λ stays on its scheme's scale, used or not)."""
+        if width == 1:
+            return tune(ts, r, option(0))
+        tuned = [tune(jax.tree.map(lambda x: x[k], ts), r, option(k)) for k in range(width)]
+        return jax.tree.map(lambda *xs: jnp.stack(xs), *tuned)
 
     snap_at = jnp.asarray(s.snapshot_epochs, jnp.int32)
 
@@ -129,12 +142,15 @@ def _epoch_program(s: _Static, scheme: jax.Array, key: jax.Array, params: Any):
             r = rewards(cands)
         if has_auto:  # the EMA includes this epoch's candidates, as the agent's does its batch
             auto_skew = AUTO_EMA_DECAY * auto_skew + (1.0 - AUTO_EMA_DECAY) * landscape_stats(r)["skew"]
-        choice = choose_scheme(auto_skew)
-        if s.temperature.target != "fixed":  # warm-started tuning of log λ on this epoch's rewards
-            temp_state, _ = jax.lax.scan(lambda ts, _: (temp_step(ts, r, choice), None), temp_state, None,
-                                         length=s.temperature_steps)
-        lam = temperature_value(temp_state)
-        w = weights(r, lam, choice)
+        choice = jnp.where(is_auto, choose_scheme(auto_skew), 0)
+        if s.temperature.target != "fixed":
+            temp_state = tune_all(temp_state, r)
+        lams = temperature_value(temp_state)
+        if width == 1:
+            lam, w = lams, option(0)(r, lams)
+        else:
+            lam = lams[choice]
+            w = jax.lax.switch(choice, [lambda r, k=k: option(k)(r, lams[k]) for k in range(width)], r)
 
         def step(c, kk):
             p, o = c
@@ -155,7 +171,8 @@ def _epoch_program(s: _Static, scheme: jax.Array, key: jax.Array, params: Any):
         return (params, opt_state, temp_state, auto_skew, snaps), (regret, diag)
 
     snaps = jax.tree.map(lambda p: jnp.zeros((len(s.snapshot_epochs),) + p.shape, p.dtype), params)
-    carry = (params, opt.init(params), init_temperature(s.temperature), jnp.zeros((), jnp.float32), snaps)
+    temp_state = init_temperature(s.temperature) if width == 1 else init_temperatures(s.temperature, width)
+    carry = (params, opt.init(params), temp_state, jnp.zeros((), jnp.float32), snaps)
     k_ep, k_final = jax.random.split(key)
     (params, _, _, _, snaps), (regrets, diag) = jax.lax.scan(
         epoch, carry, (jax.random.split(k_ep, s.epochs), jnp.arange(s.epochs, dtype=jnp.int32)))
@@ -169,13 +186,12 @@ def _is_auto(weighting) -> bool:
     return isinstance(weighting, str) and weighting in AUTO_MENUS
 
 
-def _branch(weighting, params: dict) -> Callable:
-    """One menu entry as ``(r, λ, auto choice) -> weights``; ``"auto"``/``"auto_exp"`` switch over their
-    AUTO_MENUS entry by the choice."""
+def _options(weighting, params: dict) -> list[Callable]:
+    """One menu entry's schemes as ``(r, λ) -> weights``: an ``"auto"``/``"auto_exp"`` entry's AUTO_MENUS pair
+    (the auto choice picks one), a fixed scheme's one."""
     if _is_auto(weighting):
-        options = [lambda r, lam, g=g: compute_weights(r, g, lam) for g in AUTO_MENUS[weighting]]
-        return lambda r, lam, choice: jax.lax.switch(choice, options, r, lam)
-    return lambda r, lam, choice: compute_weights(r, weighting, lam, **params)
+        return [lambda r, lam, g=g: compute_weights(r, g, lam) for g in AUTO_MENUS[weighting]]
+    return [lambda r, lam: compute_weights(r, weighting, lam, **params)]
 
 
 @functools.lru_cache(maxsize=16)
