@@ -96,9 +96,10 @@ def test_cli_advise_end_to_end_and_bad_env(tmp_path):
                  "--candidates", "4", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "recommendation:" in out.stdout and "because:" in out.stdout and "skew" in out.stdout
+    assert "or online: simpo train --weighting auto_exp" in out.stdout  # the online option that passed its check
     out = _simpo("advise", "--landscape", "sharp", "--json")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["scheme"] in AUTO_SCHEMES
+    assert json.loads(out.stdout)["scheme"] in AUTO_SCHEMES and json.loads(out.stdout)["online"] == "auto_exp"
     for bad in (["--env", "NoSuchEnv-v0"], ["--env", "Pendulum-v1", "--reward-transform", "wobbly"],
                 ["--landscape", "nope"]):
         out = _simpo("advise", *bad, cwd=tmp_path)
