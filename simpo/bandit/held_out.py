@@ -120,7 +120,6 @@ def cone_reward(a: jnp.ndarray) -> jnp.ndarray:
 _HELD_OUT = "designed as a held-out landscape for the advisor (docs/advisor.md), not the paper's"
 _HELD_OUT_2 = ("designed as a held-out landscape of the second set, for the advisor's measured rule auto_exp "
                "(docs/advisor.md), not the paper's")
-
 _HELD_OUT_3 = ("designed as a held-out landscape of the third set, for one λ per scheme of the auto menus "
                "(docs/advisor.md), not the paper's")
 
