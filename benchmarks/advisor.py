@@ -7,14 +7,14 @@
 Rows:
 - every built-in bandit landscape (simpo.bandit.landscapes; the four marked held-out were added after the rule was
   fixed, and are labelled so; the four marked held-out 2 were added with the rule `auto_exp`, read off the first
-  eight, to validate it; the four marked held-out 3 with one λ per scheme of the auto menus, to validate that)
-  with the bandit's jitter 0.2, and `bad-region` with jitter 0: the advisor's stats on candidates from the initial policy (`advise_bandit`), against final regrets
-  measured here (`simpo.bandit.run_study`, --bandit-seeds, default 5-24: seeds that docs/bandits.md, where the
-  signed suggestion was read off, did not use). Schemes are compared paired by seed (every scheme of a seed starts
-  from the same initial policy and random stream), with bootstrap intervals; a winner is *decided* when it beats both others.
-  Two hits are scored: the advisor's scheme against the best of the paper's three non-negative schemes (exp,
-  linear, square), and its signed suggestion (made iff candidates are jittered) against whether
-  signed_linear:floor=-0.02 beat that best one.
+  eight, to validate it; the four marked held-out 3 with one λ per scheme of the auto menus, to validate that) with
+  the bandit's jitter 0.2, and `bad-region` with jitter 0: the advisor's stats on candidates from the initial policy
+  (`advise_bandit`), against final regrets measured here (`simpo.bandit.run_study`, --bandit-seeds, default 5-24:
+  seeds that docs/bandits.md, where the signed suggestion was read off, did not use). Schemes are compared paired by
+  seed (every scheme of a seed starts from the same initial policy and random stream), with bootstrap intervals; a
+  winner is *decided* when it beats both others. Two hits are scored: the advisor's scheme against the best of the
+  paper's three non-negative schemes (exp, linear, square), and its signed suggestion (made iff candidates are
+  jittered) against whether signed_linear:floor=-0.02 beat that best one.
 - dm_control cheetah-run with the `flat` and `steep` reward transforms (simpo.transforms): `advise` per seed (a
   short warm-up run each); the pick is the majority over seeds. The measured winners come from the reward-landscape
   study (docs/results.md), passed with --cheetah-winners; without them the rows say "winner not measured yet".
@@ -166,7 +166,8 @@ def _per_set(rows: list[dict], hit) -> str:
         scored = [v for v in map(hit, chosen) if v is not None]
         return f"{sum(scored)}/{len(scored)}"
 
-    parts = [f"{count(chosen)} {name}" for level, name, _ in SETS if (chosen := [r for r in rows if r["held_out"] == level])]
+    parts = [f"{count(chosen)} {name}" for level, name, _ in SETS
+             if (chosen := [r for r in rows if r["held_out"] == level])]
     return f"{count(rows)} bandit rows (" + ", ".join(parts) + ")"
 
 

@@ -17,17 +17,17 @@ States whose candidates all have the same Q (std ≈ 0) count as perfectly flat 
 `advise` also reports ``reward_skew``, the skew of the (transformed) rewards in the warm-up buffer, for
 information only: the rule does not read it.
 
-**The rule** (`choose_scheme`, ONE jnp function used by `recommend` on the host and by ``--weighting auto``
-inside the jitted update): steep (skew > ``STEEP_SKEW`` = 0) → ``linear``, otherwise ``square``. The threshold 0 is
-fixed a priori: it is the skew of any symmetric landscape (e.g. Gaussian Q), where neither shape dominates; it was
-not tuned on the validation landscapes (docs/advisor.md). ``--weighting auto_exp`` applies the same statistic and
-threshold with ``exp`` in place of ``square`` on flat tops: the rule the first validation's measurements point to
-(``exp`` won the flat and broad bandits, by small margins). It failed its check on a second held-out set while
-the menu shared one λ, and passed a pre-registered one on a third after each menu scheme got its own λ
-(simpo.bandit.held_out, docs/advisor.md), so ``advise`` names it as the online option (``ONLINE_WEIGHTING``). Temperature: the authors' KL target (2.0 at N = 64,
-simpo.presets.KL_TARGETS) scaled by log N / log 64, so the weights are as concentrated relative to one-hot
-(KL = log N) as the authors' are. Negative weights are a separate suggestion (a floor of −0.02 on signed linear
-weights, the best signed scheme of docs/bandits.md) when candidates are jittered.
+**The rule** (`choose_scheme`, ONE jnp function used by `recommend` on the host and by ``--weighting auto`` inside
+the jitted update): steep (skew > ``STEEP_SKEW`` = 0) → ``linear``, otherwise ``square``. The threshold 0 is fixed a
+priori: it is the skew of any symmetric landscape (e.g. Gaussian Q), where neither shape dominates; it was not tuned
+on the validation landscapes (docs/advisor.md). ``--weighting auto_exp`` applies the same statistic and threshold
+with ``exp`` in place of ``square`` on flat tops: the rule the first validation's measurements point to (``exp`` won
+the flat and broad bandits, by small margins). It failed its check on a second held-out set while the menu shared
+one λ, and passed a pre-registered one on a third after each menu scheme got its own λ (simpo.bandit.held_out,
+docs/advisor.md), so ``advise`` names it as the online option (``ONLINE_WEIGHTING``). Temperature: the authors' KL
+target (2.0 at N = 64, simpo.presets.KL_TARGETS) scaled by log N / log 64, so the weights are as concentrated
+relative to one-hot (KL = log N) as the authors' are. Negative weights are a separate suggestion (a floor of −0.02
+on signed linear weights, the best signed scheme of docs/bandits.md) when candidates are jittered.
 """
 
 from __future__ import annotations

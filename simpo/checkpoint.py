@@ -78,8 +78,9 @@ def _is_np_scalar(x: Any) -> bool:
 
 def _conform(raw: Any, target: Any, path: str, filled: list[str]) -> Any:
     """A target-less restore (nested dicts/lists by field name) in the structure of ``target``: NamedTuple fields
-    and dict keys that the checkpoint lacks (written before they existed) are taken from ``target`` and, when they hold arrays, named in
-    ``filled``; anything else that differs (a missing list item, a shape or dtype) raises ValueError."""
+    and dict keys that the checkpoint lacks (written before they existed) are taken from ``target`` and, when they
+    hold arrays, named in ``filled``; anything else that differs (a missing list item, a shape or dtype) raises
+    ValueError."""
     if target is None:
         return None
     if isinstance(target, tuple) and hasattr(target, "_fields") or isinstance(target, dict):
