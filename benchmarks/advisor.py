@@ -36,7 +36,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import provenance, write_report  # noqa: E402
 
-from simpo.advisor import AUTO_MENUS, STEEP_SKEW, Advice, advise, advise_bandit, recommend  # noqa: E402
+from simpo.advisor import (ADVICE_MENU, AUTO_MENUS, PROBE_EPOCHS, PROBE_WEIGHTING, STEEP_SKEW, Advice,  # noqa: E402
+                           advise, advise_bandit, recommend)
 from simpo.bandit import LANDSCAPES, BanditConfig, run_study  # noqa: E402
 from simpo.train import default_config  # noqa: E402
 
@@ -45,7 +46,7 @@ SIGNED = "signed_linear:floor=-0.02"  # the advisor's signed suggestion
 BANDIT_SCHEMES = (*NON_NEGATIVE, SIGNED)  # the fixed schemes
 AUTOS = ("auto", "auto_exp")  # the rule applied online (--weighting auto, auto_exp): a study of their own, same seeds
 SETS = ((0, "not held-out", ""), (1, "held-out", " (held-out)"), (2, "held-out 2", " (held-out 2)"),
-        (3, "held-out 3", " (held-out 3)"))  # (level, name, row label suffix); simpo.bandit.held_out
+        (3, "held-out 3", " (held-out 3)"), (4, "held-out 4", " (held-out 4)"))  # (Landscape.held_out, name, suffix)
 STAT_KEYS = ("skew", "top_gap", "near_max", "kurtosis")
 
 
@@ -92,25 +93,45 @@ def _stats_cell(stats: dict) -> str:
     return ", ".join(f"{k} {stats[k]:+.2f}" for k in (*STAT_KEYS, "reward_skew") if k in stats)
 
 
+def probe_stats(landscape: str, jitter: float, seeds: list[int], cache: Path) -> list[dict]:
+    """`advise_bandit`'s statistics after its probe (PROBE_EPOCHS of PROBE_WEIGHTING), per seed; kept in `cache`
+    (JSON), so a rerun trains nothing."""
+    key = f"seeds={seeds} epochs={PROBE_EPOCHS} weighting={PROBE_WEIGHTING}"
+    saved = json.loads(cache.read_text()) if cache.is_file() else {}
+    if saved.get("key") != key:
+        saved = {"key": key, "stats": [advise_bandit(landscape, seed, jitter=jitter).stats for seed in seeds]}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(saved, indent=1))
+    return saved["stats"]
+
+
+def _majority(advices: list[Advice]) -> tuple[dict, str]:
+    picks = Counter(a.scheme for a in advices)
+    return dict(picks), picks.most_common(1)[0][0]
+
+
 def bandit_rows(seeds: list[int], bandit_seeds: list[int], epochs: int, root: Path) -> list[dict]:
     cases = [(name, 0.2, name) for name in LANDSCAPES] + [("bad-region", 0.0, "bad-region, jitter 0")]
     rows = []
     for landscape, jitter, column in cases:
-        advices = [advise_bandit(landscape, seed, jitter=jitter) for seed in seeds]
-        picks = Counter(a.scheme for a in advices)
-        scheme = picks.most_common(1)[0][0]
+        advices = [advise_bandit(landscape, seed, jitter=jitter, probe_epochs=0, menu="auto") for seed in seeds]
+        picks, scheme = _majority(advices)
+        case = root / f"{landscape}_jitter{jitter:g}_probe.json"
+        probed = [recommend(st, jitter=jitter, reference_kl=1.0) for st in probe_stats(landscape, jitter, seeds, case)]
+        probe_picks, probe_scheme = _majority(probed)
         finals, autos = bandit_finals(landscape, jitter, bandit_seeds, epochs, root)
         best = min(NON_NEGATIVE, key=lambda s: finals[s].mean())
         gaps = {s: paired_ci(finals[s], finals[best]) for s in NON_NEGATIVE if s != best}
         d, lo, hi = paired_ci(finals[SIGNED], finals[best])
         signed_won = True if hi < 0 else False if lo > 0 else None
         suggested = advices[0].signed_alternative is not None
-        source = LANDSCAPES[landscape].source
-        held_out = 3 if "third set" in source else 2 if "second set" in source else 1 if "held-out" in source else 0
+        held_out = LANDSCAPES[landscape].held_out
         rows.append({
             "landscape": f"bandit {column}" + SETS[held_out][2], "held_out": held_out,
-            "stats": advices[0].stats, "picks": dict(picks), "scheme": scheme,
+            "stats": advices[0].stats, "picks": picks, "scheme": scheme,
             "signed": advices[0].signed_alternative,
+            "probe_picks": probe_picks, "probe_scheme": probe_scheme, "probe_hit": probe_scheme == best,
+            "probe_skews": ", ".join(f"{a.stats['skew']:+.2f}" for a in probed),
             "winner": f"{best} ({finals[best].mean():.4f}); " + ", ".join(
                 f"{s} {g:+.4f} [{a:+.4f}, {b:+.4f}]" for s, (g, a, b) in gaps.items()),
             "decided": all(a > 0 for _, a, _ in gaps.values()),
@@ -118,7 +139,8 @@ def bandit_rows(seeds: list[int], bandit_seeds: list[int], epochs: int, root: Pa
             "overall": f"{SIGNED} − {best}: {d:+.4f} [{lo:+.4f}, {hi:+.4f}]",
             "signed_hit": None if signed_won is None else suggested == signed_won,
             "loss": {s: float(finals[s].mean() - finals[best].mean()) for s in (*NON_NEGATIVE, *AUTOS)}
-            | {"pick": float(finals[scheme].mean() - finals[best].mean())},
+            | {"pick": float(finals[scheme].mean() - finals[best].mean()),
+               "probe": float(finals[probe_scheme].mean() - finals[best].mean())},
         } | {a: {"regret": float(finals[a].mean()), "linear": autos[a]["auto_linear_fraction"],
                  "skew": autos[a]["auto_final_skew_mean"], "vs_best": paired_ci(finals[a], finals[best]),
                  "vs_static": paired_ci(finals[a], finals[scheme])} for a in AUTOS})
@@ -127,9 +149,10 @@ def bandit_rows(seeds: list[int], bandit_seeds: list[int], epochs: int, root: Pa
     return rows
 
 
-def cheetah_advice(seeds: list[int], warmup: int, train: int, cache: Path) -> dict[str, list[Advice]]:
-    """Per transform, one `advise` per seed; kept in `cache` (JSON) so filling in the winners later reruns nothing.
-    The rule is re-applied to the cached statistics (`recommend`), so a change of the rule needs no new warm-up."""
+def cheetah_advice(seeds: list[int], warmup: int, train: int, cache: Path) -> dict[str, list[dict[str, Advice]]]:
+    """Per transform and seed, {menu: advice} for both menus ("auto": the paper's, ADVICE_MENU: the advice's) from
+    one `advise` per seed, kept in `cache` (JSON) so filling in the winners later reruns nothing. The rule is
+    re-applied to the cached statistics (`recommend`), so a change of the rule needs no new warm-up."""
     key = f"seeds={seeds} warmup={warmup} train={train}"
     saved = json.loads(cache.read_text()) if cache.is_file() else {}
     if saved.get("key") != key:
@@ -138,20 +161,22 @@ def cheetah_advice(seeds: list[int], warmup: int, train: int, cache: Path) -> di
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(saved, indent=1))
     agent = default_config("simpo", "fast", "dmc:cheetah-run").agent  # what `advise` recommends for
-    return {t: [recommend(a["stats"], agent.num_candidates, agent.candidate_noise, agent.temperature.kl_target)
-                for a in saved[t]] for t in ("flat", "steep")}
+    return {t: [{m: recommend(a["stats"], agent.num_candidates, agent.candidate_noise, agent.temperature.kl_target,
+                              menu=m) for m in ("auto", ADVICE_MENU)} for a in saved[t]] for t in ("flat", "steep")}
 
 
-def cheetah_rows(winners: dict[str, str], advice: dict[str, list[Advice]], decided: bool) -> list[dict]:
+def cheetah_rows(winners: dict[str, str], advice: dict[str, list[dict[str, Advice]]], decided: bool) -> list[dict]:
     rows = []
-    for transform, advices in advice.items():
-        picks = Counter(a.scheme for a in advices)
-        scheme = picks.most_common(1)[0][0]
+    for transform, per_seed in advice.items():
+        advices, probed = [a["auto"] for a in per_seed], [a[ADVICE_MENU] for a in per_seed]
+        (picks, scheme), (probe_picks, probe_scheme) = _majority(advices), _majority(probed)
         skews = ", ".join(f"{a.stats['skew']:+.2f}" for a in advices)
         winner = winners.get(transform)
         rows.append({
-            "landscape": f"dmc:cheetah-run, reward {transform}", "stats": advices[0].stats, "picks": dict(picks),
+            "landscape": f"dmc:cheetah-run, reward {transform}", "stats": advices[0].stats, "picks": picks,
             "scheme": scheme, "signed": advices[0].signed_alternative, "skews": skews,
+            "probe_picks": probe_picks, "probe_scheme": probe_scheme, "probe_skews": skews,
+            "probe_hit": None if winner is None else probe_scheme == winner,
             "winner": winner or "winner not measured yet", "hit": None if winner is None else scheme == winner,
             "decided": None if winner is None else decided,
             "overall": "-", "signed_hit": None,
@@ -192,9 +217,30 @@ def auto_table(rows: list[dict], mark: dict, key: str) -> list[str]:
     return lines + ["", f"Hit rate, `{key}`: " + _per_set(rows, lambda r: r[key]["hit"]) + "."]
 
 
+def probe_table(rows: list[dict], mark: dict) -> list[str]:
+    """The advice as `simpo advise` gives it: the rule with ADVICE_MENU, on statistics measured after the probe
+    (bandits) or after `advise`'s short training run (Cheetah)."""
+    flat, steep = AUTO_MENUS[ADVICE_MENU]
+    lines = [f"The advice (`simpo advise`): skew > {STEEP_SKEW:g} → {steep}, else {flat} (the `{ADVICE_MENU}` menu), "
+             f"on candidates from the policy after {PROBE_EPOCHS} epochs of `{PROBE_WEIGHTING}` (bandits; seeds "
+             "as above) or after the warm-up run (Cheetah); winners as above.", "",
+             "| landscape | skew per seed | picks | recommended | measured winner | decided? | hit? |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        picks = ", ".join(f"{k} {v}" for k, v in r["probe_picks"].items())
+        lines.append(f"| {r['landscape']} | {r['probe_skews']} | {picks} | `{r['probe_scheme']}` "
+                     f"| {r['winner'].split(' ')[0]} | {mark[r['decided']].replace('**', '')} "
+                     f"| {mark[r['probe_hit']]} |")
+    bandit = [r for r in rows if "held_out" in r]
+    return lines + ["", f"Hit rate, the advice: {_hits(rows, 'probe_hit', True)} of the rows with a decided winner, "
+                    f"{_hits(rows, 'probe_hit')} of all rows with a measured winner; by set: "
+                    f"{_per_set(bandit, lambda r: r['probe_hit'] if r['decided'] else None)} (decided rows)."]
+
+
 def loss_table(rows: list[dict]) -> list[str]:
     """What a wrong pick costs: each policy's final regret minus the best fixed non-negative scheme's, per row."""
-    policies = (("pick", "the warm-up advice"), *((a, f"`{a}`") for a in AUTOS),
+    policies = (("pick", "initial-policy advice (`auto` menu)"), ("probe", f"the advice (probe, `{ADVICE_MENU}`)"),
+                *((a, f"`{a}`") for a in AUTOS),
                 *((s, f"always `{s}`") for s in NON_NEGATIVE))
     lines = ["Loss of a choice: its mean final regret minus the best fixed non-negative scheme's (0 = the winner), "
              "per bandit row, and the mean and worst over rows.", "",
@@ -256,13 +302,14 @@ def main() -> None:
         lines.append(f"| {r['landscape']} | {_stats_cell(r['stats'])} | {picks} | `{r['scheme']}` | {r['winner']} "
                      f"| {plain[r['decided']]} | {mark[r['hit']]} | {r['signed'] or 'no'} | {r['overall']} "
                      f"| {mark[r['signed_hit']]} |")
-    lines += ["", f"Hit rate, scheme (rule: skew > {STEEP_SKEW:g} → linear, else square): "
+    lines += ["", f"Hit rate, initial-policy advice (rule: skew > {STEEP_SKEW:g} → linear, else square): "
               f"{_hits(rows, 'hit', True)} of the rows with a decided winner, {_hits(rows, 'hit')} of all rows with "
               f"a measured winner; signed suggestion: {_hits(rows, 'signed_hit')} of the rows where signed − best "
               "non-negative is decided either way.",
               f"By set, scheme: {_per_set(bandit, lambda r: r['hit'])}; signed suggestion: "
               f"{_per_set(bandit, lambda r: r['signed_hit'])}; `exp` the measured winner: "
               f"{_per_set(bandit, lambda r: r['winner'].startswith('exp '))}.", ""]
+    lines += probe_table(rows, mark) + [""]
     for key in AUTOS:
         lines += auto_table([r for r in rows if key in r], mark, key) + [""]
     lines += loss_table([r for r in rows if "loss" in r])

@@ -17,17 +17,25 @@ States whose candidates all have the same Q (std ≈ 0) count as perfectly flat 
 `advise` also reports ``reward_skew``, the skew of the (transformed) rewards in the warm-up buffer, for
 information only: the rule does not read it.
 
-**The rule** (`choose_scheme`, ONE jnp function used by `recommend` on the host and by ``--weighting auto`` inside
-the jitted update): steep (skew > ``STEEP_SKEW`` = 0) → ``linear``, otherwise ``square``. The threshold 0 is fixed a
-priori: it is the skew of any symmetric landscape (e.g. Gaussian Q), where neither shape dominates; it was not tuned
-on the validation landscapes (docs/advisor.md). ``--weighting auto_exp`` applies the same statistic and threshold
-with ``exp`` in place of ``square`` on flat tops: the rule the first validation's measurements point to (``exp`` won
-the flat and broad bandits, by small margins). It failed its check on a second held-out set while the menu shared
-one λ, and passed a pre-registered one on a third after each menu scheme got its own λ (simpo.bandit.held_out,
-docs/advisor.md), so ``advise`` names it as the online option (``ONLINE_WEIGHTING``). Temperature: the authors' KL
-target (2.0 at N = 64, simpo.presets.KL_TARGETS) scaled by log N / log 64, so the weights are as concentrated
-relative to one-hot (KL = log N) as the authors' are. Negative weights are a separate suggestion (a floor of −0.02
-on signed linear weights, the best signed scheme of docs/bandits.md) when candidates are jittered.
+**The rule** (`choose_scheme`, ONE jnp function used by `recommend` on the host and by ``--weighting auto`` /
+``auto_exp`` inside the jitted update): steep (skew > ``STEEP_SKEW`` = 0) → the menu's steep scheme (``linear``),
+otherwise its flat one. The threshold 0 is fixed a priori: it is the skew of any symmetric landscape (e.g. Gaussian
+Q), where neither shape dominates; it was not tuned on the validation landscapes (docs/advisor.md). Two menus
+(``AUTO_MENUS``): ``auto`` = (square, linear), the paper's guideline; ``auto_exp`` = (exp, linear), what the
+bandits measured (``exp`` won the flat and broad bandits, by small margins). ``auto_exp`` failed its check on a
+second held-out set while the menu shared one λ, and passed a pre-registered one on a third after each menu scheme
+got its own λ (simpo.bandit.held_out, docs/advisor.md), so ``advise`` names it as the online option
+(``ONLINE_WEIGHTING``).
+
+**Where it is measured.** The statistic is read after early training, where the top is in view (``PROBE_EPOCHS``
+epochs of ``PROBE_WEIGHTING`` on a bandit; `advise`'s short training run on an env): from the initial policy every
+held-out bandit looks steep (it sits on the rising tail). The advice applies ``ADVICE_MENU`` = ``auto_exp``, the
+online rule, to those statistics; this pairing was pre-registered with the fourth held-out set (docs/advisor.md).
+
+Temperature: the authors' KL target (2.0 at N = 64, simpo.presets.KL_TARGETS) scaled by log N / log 64, so the
+weights are as concentrated relative to one-hot (KL = log N) as the authors' are. Negative weights are a separate
+suggestion (a floor of −0.02 on signed linear weights, the best signed scheme of docs/bandits.md) when candidates
+are jittered.
 """
 
 from __future__ import annotations
@@ -46,8 +54,17 @@ AUTO_MENUS = {  # weighting -> (flat, steep): the schemes `choose_scheme`'s inde
     "auto": ("square", "linear"),  # the paper's guideline (SPEC §7)
     "auto_exp": ("exp", "linear"),  # measured: exp won the flat and broad bandits (docs/advisor.md), read off them
 }
-AUTO_SCHEMES = AUTO_MENUS["auto"]
 ONLINE_WEIGHTING = "auto_exp"  # passed its pre-registered check on the third held-out set (docs/advisor.md)
+ADVICE_MENU = "auto_exp"  # the menu `recommend` applies by default: the online rule, on post-probe statistics
+PROBE_EPOCHS = 50  # advise_bandit's early training before it measures (a quarter of the bandit's 200 epochs)
+PROBE_WEIGHTING = "exp"  # the scheme of that early training (DPMD's)
+_MENU_REASONS = {
+    "auto": "paper guideline (SPEC §7, Fig. 5): {pick} weighting wins on {shape} landscapes; both square and linear "
+            "beat exp",
+    "auto_exp": "measured on the bandits (docs/advisor.md): exp won the flat and broad tops, by <= 0.003 regret, and "
+                "linear most steep ones, where exp lost by up to 0.06 (the paper's guideline says square on flat "
+                "tops; it won none of them)",
+}
 STEEP_SKEW = 0.0
 NEAR_MAX_EPS = 0.25
 AUTO_EMA_DECAY = 0.99  # per update, for --weighting auto
@@ -79,8 +96,9 @@ def landscape_stats(q: jax.Array) -> dict[str, jax.Array]:
 
 
 def choose_scheme(skew: jax.Array) -> jax.Array:
-    """THE rule: an index into AUTO_SCHEMES; 1 (linear) if the landscape is steep (skew > STEEP_SKEW), else 0
-    (square). Pure jnp, so the host advisor and the jitted auto-weighting apply the same function."""
+    """THE rule: an index into a menu of AUTO_MENUS; 1 (its steep scheme, linear) if the landscape is steep
+    (skew > STEEP_SKEW), else 0 (its flat scheme). Pure jnp, so the host advisor and the jitted auto-weighting
+    apply the same function."""
     return jnp.where(jnp.asarray(skew) > STEEP_SKEW, 1, 0).astype(jnp.int32)
 
 
@@ -122,23 +140,24 @@ class Advice:
         return dataclasses.asdict(self) | {"flags": self.flags()}
 
 
-def recommend(stats: dict, num_candidates: int = 64, jitter: float = 0.2, reference_kl: float = _REFERENCE_KL) -> Advice:
-    """Apply the rule to `landscape_stats` output; every reason quotes the measured number and its threshold.
-    ``num_candidates`` is the N the weights will act on (for the KL target), ``jitter`` the candidates' σ."""
+def recommend(stats: dict, num_candidates: int = 64, jitter: float = 0.2, reference_kl: float = _REFERENCE_KL,
+              menu: str = ADVICE_MENU) -> Advice:
+    """Apply the rule with ``AUTO_MENUS[menu]`` to `landscape_stats` output; every reason quotes the measured
+    number and its threshold. ``num_candidates`` is the N the weights will act on (for the KL target), ``jitter``
+    the candidates' σ."""
+    if menu not in AUTO_MENUS:
+        raise ValueError(f"unknown menu {menu!r}; allowed: {', '.join(AUTO_MENUS)}")
     stats = {k: float(v) for k, v in stats.items()}
-    pick = AUTO_SCHEMES[int(choose_scheme(stats["skew"]))]
+    pick = AUTO_MENUS[menu][int(choose_scheme(stats["skew"]))]
     shape = "steep" if pick == "linear" else "flat"
     reasons = [
         f"skew of candidate Q = {stats['skew']:+.3f} {'>' if shape == 'steep' else '<='} {STEEP_SKEW:g}: the landscape "
         f"is {shape} at the top (top gap {stats['top_gap']:.2f} std, {100 * stats['near_max']:.0f}% of candidates "
         f"within {NEAR_MAX_EPS} std of the max, kurtosis {stats['kurtosis']:+.2f})",
-        f"paper guideline (SPEC §7, Fig. 5): {pick} weighting wins on {shape} landscapes; both square and linear beat exp",
-        "measured (docs/advisor.md, 17 bandit rows): this rule picked the winner in 5 of 16 decided rows but never "
-        "cost more than 0.0031 regret; exp won the flat tops by <= 0.003 and lost the steep ones by up to 0.06",
+        _MENU_REASONS[menu].format(pick=pick, shape=shape),
         f"online, --weighting {ONLINE_WEIGHTING} applies the same skew rule every update to an EMA of the batch's "
         "candidates (exp on flat tops, linear on steep ones, one λ each): it hit 8 of 17 bandit rows (3 of 4 on the "
-        "third held-out set, against 2 for auto) with a mean loss of 0.0004 regret; the warm-up stats cannot see "
-        "the top from where the policy starts, the online EMA can",
+        "third held-out set, against 2 for auto) with a mean loss of 0.0004 regret",
     ]
     kl = kl_target_for(num_candidates, reference_kl)
     reasons.append(f"KL target {kl:.3g} = {reference_kl:g} x log({num_candidates}) / log({_REFERENCE_N}): as concentrated, "
@@ -161,28 +180,40 @@ def _host_stats(q) -> dict[str, float]:
 
 
 def advise_bandit(landscape: str, seed: int = 0, num_candidates: int = 64, groups: int = 16,
-                  jitter: float = 0.2) -> Advice:
+                  jitter: float = 0.2, probe_epochs: int = PROBE_EPOCHS, menu: str = ADVICE_MENU) -> Advice:
     """Advice for a bandit landscape (simpo.bandit.landscapes): Q is the known reward, evaluated on ``groups`` x
-    ``num_candidates`` candidates from the initial policy (its clipped Gaussian) plus the bandit's jitter."""
-    from simpo.bandit import get_landscape
+    ``num_candidates`` candidates plus the bandit's jitter, drawn from the policy after ``probe_epochs`` epochs of
+    ``PROBE_WEIGHTING`` (simpo.bandit.run with its defaults, from this seed's pretrained policy), or with
+    ``probe_epochs`` 0 from the initial policy (its clipped Gaussian)."""
+    from simpo.bandit import get_landscape, run
 
     land = get_landscape(landscape)
-    if num_candidates < 2 or groups < 1 or jitter < 0:
-        raise ValueError("num_candidates must be >= 2, groups >= 1 and jitter >= 0")
-    rng = np.random.default_rng(seed)
+    if num_candidates < 2 or groups < 1 or jitter < 0 or probe_epochs < 0:
+        raise ValueError("num_candidates must be >= 2, groups >= 1, jitter >= 0 and probe_epochs >= 0")
     shape = (groups, num_candidates, land.action_dim)
-    actions = np.clip(rng.normal(land.init_mean, land.init_std, shape), -1, 1)
-    actions = np.clip(actions + jitter * rng.normal(size=shape), -1, 1).astype(np.float32)
-    q = land.reward_fn(jnp.asarray(actions.reshape(-1, land.action_dim))).reshape(groups, num_candidates)
-    return recommend(_host_stats(q), num_candidates, jitter, reference_kl=1.0)
+    if probe_epochs:
+        res = run(land.reward_fn, land.action_dim, PROBE_WEIGHTING, epochs=probe_epochs, seed=seed,
+                  max_reward=land.max_reward, init_mean=land.init_mean, init_std=land.init_std, jitter=jitter)
+        k_sample, k_jitter = jax.random.split(jax.random.PRNGKey(seed + 1))
+        actions = res.policy.sample(res.params, k_sample, shape[:2])
+        actions = jnp.clip(actions + jitter * jax.random.normal(k_jitter, shape), -1, 1)
+    else:
+        rng = np.random.default_rng(seed)
+        actions = np.clip(rng.normal(land.init_mean, land.init_std, shape), -1, 1)
+        actions = jnp.asarray(np.clip(actions + jitter * rng.normal(size=shape), -1, 1), jnp.float32)
+    q = land.reward_fn(actions.reshape(-1, land.action_dim)).reshape(groups, num_candidates)
+    advice = recommend(_host_stats(q), num_candidates, jitter, reference_kl=1.0, menu=menu)
+    where = (f"measured after {probe_epochs} epochs of {PROBE_WEIGHTING} (early training: from the initial policy "
+             "every held-out bandit looks steep)" if probe_epochs else "measured at the initial policy")
+    return dataclasses.replace(advice, reasons=(where, *advice.reasons))
 
 
 def advise(env: str, warmup_steps: int = 1000, train_steps: int = 1000, seed: int = 0, reward_transform: str = "none",
            num_candidates: int = 64, batch: int = 256, run_dir: Path | None = None, preset: str = "fast",
-           progress: bool = False) -> Advice:
+           progress: bool = False, menu: str = ADVICE_MENU) -> Advice:
     """Advice for a training env: a short `simpo.train.train` run (``warmup_steps`` random steps, then
     ``train_steps`` steps with one update each), then ``num_candidates`` candidates from π_old (with the agent's
-    jitter) for ``batch`` buffer states, scored by the critic; then `landscape_stats` + `recommend`.
+    jitter) for ``batch`` buffer states, scored by the critic; then `landscape_stats` + `recommend` (``menu``).
 
     The run goes to ``run_dir`` (kept) or a temporary directory (deleted)."""
     from simpo.buffer import buffer_sample
@@ -217,7 +248,7 @@ def advise(env: str, warmup_steps: int = 1000, train_steps: int = 1000, seed: in
     stats = _host_stats(q)
     rewards = np.asarray(result.buffer.reward)[: int(result.buffer.size)]
     stats["reward_skew"] = _skew(rewards)  # information only: the rule reads the candidate-Q skew
-    return recommend(stats, c.num_candidates, c.candidate_noise, reference_kl=c.temperature.kl_target)
+    return recommend(stats, c.num_candidates, c.candidate_noise, reference_kl=c.temperature.kl_target, menu=menu)
 
 
 def _skew(x: np.ndarray) -> float:

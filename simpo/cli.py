@@ -147,7 +147,7 @@ def cmd_bandit(args: list[str]) -> int:
 
 
 def cmd_advise(args: list[str]) -> int:
-    from simpo.advisor import advise, advise_bandit, format_advice
+    from simpo.advisor import PROBE_EPOCHS, PROBE_WEIGHTING, advise, advise_bandit, format_advice
 
     parser = argparse.ArgumentParser(prog="simpo advise", description=COMMANDS["advise"])
     where = parser.add_mutually_exclusive_group(required=True)
@@ -160,11 +160,14 @@ def cmd_advise(args: list[str]) -> int:
     parser.add_argument("--candidates", type=int, default=64, help="N candidates per state to measure")
     parser.add_argument("--preset", default="fast", help="the simpo preset of the warm-up run (fast or paper)")
     parser.add_argument("--jitter", type=float, default=0.2, help="bandit candidate jitter (--landscape only)")
+    parser.add_argument("--probe-epochs", type=int, default=PROBE_EPOCHS,
+                        help=f"bandit epochs of {PROBE_WEIGHTING} before measuring; 0: at the initial policy "
+                        "(--landscape only)")
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the warm-up run here (default: temporary)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON only")
     ns = parser.parse_args(args)
     if ns.landscape is not None:
-        advice = advise_bandit(ns.landscape, ns.seed, ns.candidates, jitter=ns.jitter)
+        advice = advise_bandit(ns.landscape, ns.seed, ns.candidates, jitter=ns.jitter, probe_epochs=ns.probe_epochs)
         title = f"bandit {ns.landscape}"
     else:
         advice = advise(ns.env, ns.warmup_steps, ns.train_steps, ns.seed, ns.reward_transform, ns.candidates,

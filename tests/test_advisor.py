@@ -12,8 +12,8 @@ import jax
 import numpy as np
 import pytest
 
-from simpo.advisor import (AUTO_SCHEMES, STEEP_SKEW, advise_bandit, choose_scheme, kl_target_for, landscape_stats,
-                           recommend)
+from simpo.advisor import (ADVICE_MENU, AUTO_MENUS, STEEP_SKEW, advise_bandit, choose_scheme, kl_target_for,
+                           landscape_stats, recommend)
 from simpo.cli import parse_config
 from simpo.train import TrainConfig
 
@@ -42,28 +42,33 @@ def test_stats_are_scale_and_shift_invariant(scale, shift):
         np.testing.assert_allclose(float(moved[k]), float(base[k]), rtol=1e-3, atol=1e-3, err_msg=k)
 
 
-def test_flat_gives_square_and_steep_gives_linear():
+def test_flat_gives_the_menus_flat_scheme_and_steep_gives_linear():
     rng = np.random.default_rng(1)
     flat, steep = landscape_stats(_flat(rng)), landscape_stats(_steep(rng))
     assert float(flat["skew"]) < STEEP_SKEW < float(steep["skew"])
     assert float(flat["near_max"]) > 0.3 > float(steep["near_max"])
     assert float(steep["top_gap"]) > 3 > float(flat["top_gap"])
-    assert recommend(flat).scheme == "square" and recommend(steep).scheme == "linear"
+    assert recommend(flat, menu="auto").scheme == "square" and recommend(steep, menu="auto").scheme == "linear"
+    assert recommend(flat).scheme == "exp" and recommend(steep).scheme == "linear"  # the advice's menu: auto_exp
+    with pytest.raises(ValueError, match="unknown menu"):
+        recommend(flat, menu="paper")
 
 
 def test_rule_is_pinned_and_same_under_jit():
-    assert AUTO_SCHEMES == ("square", "linear") and STEEP_SKEW == 0.0
+    assert AUTO_MENUS == {"auto": ("square", "linear"), "auto_exp": ("exp", "linear")} and STEEP_SKEW == 0.0
+    assert ADVICE_MENU == "auto_exp"
     assert int(choose_scheme(0.0)) == 0 and int(choose_scheme(1e-3)) == 1 and int(choose_scheme(-5.0)) == 0
     jitted = jax.jit(lambda q: choose_scheme(landscape_stats(q)["skew"]))
     rng = np.random.default_rng(2)
     for q in (_flat(rng), _steep(rng)):
-        assert AUTO_SCHEMES[int(jitted(q))] == recommend(landscape_stats(q)).scheme
+        for menu, schemes in AUTO_MENUS.items():
+            assert schemes[int(jitted(q))] == recommend(landscape_stats(q), menu=menu).scheme
 
 
 def test_constant_q_is_flat_and_finite():
     stats = {k: float(v) for k, v in landscape_stats(np.full((4, 8), 3.0)).items()}
     assert stats == {"skew": 0.0, "kurtosis": 0.0, "top_gap": 0.0, "top_z": 0.0, "near_max": 1.0}
-    assert recommend(stats).scheme == "square"
+    assert recommend(stats, menu="auto").scheme == "square" and recommend(stats).scheme == "exp"
 
 
 def test_recommendation_reasons_and_kl_target():
@@ -83,10 +88,23 @@ def test_recommendation_reasons_and_kl_target():
 
 
 def test_bandit_advice_and_bad_input():
-    advice = advise_bandit("broad", groups=4)
-    assert advice.scheme in AUTO_SCHEMES and np.isfinite(list(advice.stats.values())).all()
+    advice = advise_bandit("broad", groups=4, probe_epochs=0, menu="auto")
+    assert advice.scheme in AUTO_MENUS["auto"] and np.isfinite(list(advice.stats.values())).all()
+    assert advice.reasons[0] == "measured at the initial policy"
     with pytest.raises(ValueError, match="unknown landscape"):
         advise_bandit("nope")
+    with pytest.raises(ValueError, match="probe_epochs >= 0"):
+        advise_bandit("broad", probe_epochs=-1)
+
+
+def test_the_probe_sees_the_top_that_the_initial_policy_cannot():
+    """`broad` is one wide hill: from the initial policy (on its rising tail) the candidates look steep (a few far
+    above the rest); after early training they bunch under the wide top (flat), and the advice turns to exp."""
+    start = advise_bandit("broad", groups=8, probe_epochs=0)
+    probed = advise_bandit("broad", groups=8, probe_epochs=30)
+    assert start.stats["skew"] > 0.5 and start.scheme == "linear"
+    assert probed.stats["skew"] < -0.5 and probed.scheme == "exp"
+    assert probed.reasons[0].startswith("measured after 30 epochs of exp")
     with pytest.raises(ValueError, match=r"shape \(B, N\)"):
         landscape_stats(np.zeros((3, 1)))
 
@@ -97,11 +115,11 @@ def test_cli_advise_end_to_end_and_bad_env(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "recommendation:" in out.stdout and "because:" in out.stdout and "skew" in out.stdout
     assert "or online: simpo train --weighting auto_exp" in out.stdout  # the online option that passed its check
-    out = _simpo("advise", "--landscape", "sharp", "--json")
+    out = _simpo("advise", "--landscape", "sharp", "--probe-epochs", "3", "--json")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["scheme"] in AUTO_SCHEMES and json.loads(out.stdout)["online"] == "auto_exp"
+    assert json.loads(out.stdout)["scheme"] in AUTO_MENUS[ADVICE_MENU] and json.loads(out.stdout)["online"] == "auto_exp"
     for bad in (["--env", "NoSuchEnv-v0"], ["--env", "Pendulum-v1", "--reward-transform", "wobbly"],
-                ["--landscape", "nope"]):
+                ["--landscape", "nope"], ["--landscape", "sharp", "--probe-epochs", "-1"]):
         out = _simpo("advise", *bad, cwd=tmp_path)
         assert out.returncode == 2, (bad, out.stderr)
         lines = out.stderr.strip().splitlines()

@@ -52,7 +52,8 @@ def test_landscape_presets():
 
 
 @pytest.mark.parametrize("name", ["broad", "sharp", "bad-region", "plateau", "cusp", "mesa", "needle", "table",
-                                  "spire", "butte", "ridge", "shelf", "thorn", "terrace", "cone"])
+                                  "spire", "butte", "ridge", "shelf", "thorn", "terrace", "cone", "dais",
+                                  "spindle", "lagoon", "crag"])
 def test_dense_search_matches_analytic_max(name):
     land = get_landscape(name)
     best, argmax = estimate_max_reward(land.reward_fn, land.action_dim)

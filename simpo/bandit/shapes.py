@@ -16,7 +16,8 @@ class Landscape:
     """A bandit: ``reward_fn`` maps actions ``(M, d)`` in ``[−1, 1]^d`` to rewards ``(M,)``.
 
     ``init_mean``/``init_std`` give the clipped Gaussian the policy is pretrained on before epoch 1.
-    ``max_reward``/``argmax`` are analytic. ``source`` says whether the landscape is the paper's or designed.
+    ``max_reward``/``argmax`` are analytic. ``source`` says whether the landscape is the paper's or designed;
+    ``held_out`` which held-out set of the advisor's validation it belongs to (simpo.bandit.held_out; 0: none).
     """
 
     name: str
@@ -30,6 +31,7 @@ class Landscape:
     source: str
     # optional (center, radius) of a region the plots outline (the bad region)
     marked_region: tuple[tuple[float, ...], float] | None = field(default=None)
+    held_out: int = 0
 
     def __post_init__(self) -> None:
         if len(self.init_mean) != self.action_dim or len(self.init_std) != self.action_dim:
