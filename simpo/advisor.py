@@ -141,13 +141,17 @@ class Advice:
         return dataclasses.asdict(self) | {"flags": self.flags()}
 
 
+def _check_menu(menu: str) -> None:
+    if menu not in AUTO_MENUS:
+        raise ValueError(f"unknown menu {menu!r}; allowed: {', '.join(AUTO_MENUS)}")
+
+
 def recommend(stats: dict, num_candidates: int = 64, jitter: float = 0.2, reference_kl: float = _REFERENCE_KL,
               menu: str = ADVICE_MENU) -> Advice:
     """Apply the rule with ``AUTO_MENUS[menu]`` to `landscape_stats` output; every reason quotes the measured
     number and its threshold. ``num_candidates`` is the N the weights will act on (for the KL target), ``jitter``
     the candidates' σ."""
-    if menu not in AUTO_MENUS:
-        raise ValueError(f"unknown menu {menu!r}; allowed: {', '.join(AUTO_MENUS)}")
+    _check_menu(menu)
     stats = {k: float(v) for k, v in stats.items()}
     pick = AUTO_MENUS[menu][int(choose_scheme(stats["skew"]))]
     shape = "steep" if pick == "linear" else "flat"
@@ -191,6 +195,7 @@ def advise_bandit(landscape: str, seed: int = 0, num_candidates: int = 64, group
     land = get_landscape(landscape)
     if num_candidates < 2 or groups < 1 or jitter < 0 or probe_epochs < 0:
         raise ValueError("num_candidates must be >= 2, groups >= 1, jitter >= 0 and probe_epochs >= 0")
+    _check_menu(menu)  # before the probe's work
     shape = (groups, num_candidates, land.action_dim)
     if probe_epochs:
         res = run(land.reward_fn, land.action_dim, PROBE_WEIGHTING, epochs=probe_epochs, seed=seed,
@@ -223,6 +228,7 @@ def advise(env: str, warmup_steps: int = 1000, train_steps: int = 1000, seed: in
 
     if warmup_steps < 1 or train_steps < 0 or num_candidates < 2 or batch < 1:
         raise ValueError("warmup_steps must be >= 1, train_steps >= 0, num_candidates >= 2 and batch >= 1")
+    _check_menu(menu)  # before the warm-up run
     config = default_config("simpo", preset, env)
     total = warmup_steps + train_steps
     config = dataclasses.replace(

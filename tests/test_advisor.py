@@ -95,6 +95,8 @@ def test_bandit_advice_and_bad_input():
         advise_bandit("nope")
     with pytest.raises(ValueError, match="probe_epochs >= 0"):
         advise_bandit("broad", probe_epochs=-1)
+    with pytest.raises(ValueError, match="unknown menu 'paper'"):
+        advise_bandit("broad", menu="paper")
 
 
 def test_the_probe_sees_the_top_that_the_initial_policy_cannot():
