@@ -7,10 +7,12 @@
 Rows:
 - every built-in bandit landscape (simpo.bandit.landscapes; the four marked held-out were added after the rule was
   fixed, and are labelled so; the four marked held-out 2 were added with the rule `auto_exp`, read off the first
-  eight, to validate it; the four marked held-out 3 with one λ per scheme of the auto menus, to validate that) with
-  the bandit's jitter 0.2, and `bad-region` with jitter 0: the advisor's stats on candidates from the initial policy
-  (`advise_bandit`), against final regrets measured here (`simpo.bandit.run_study`, --bandit-seeds, default 5-24:
-  seeds that docs/bandits.md, where the signed suggestion was read off, did not use). Schemes are compared paired by
+  eight, to validate it; the four marked held-out 3 with one λ per scheme of the auto menus, to validate that; the
+  four marked held-out 4 with the probe advice, to validate it) with the bandit's jitter 0.2, and `bad-region` with
+  jitter 0: the advice (`advise_bandit`: stats after its probe of PROBE_EPOCHS of exp, the ADVICE_MENU rule) and
+  the older advice (stats at the initial policy, the paper's menu), against final regrets measured here
+  (`simpo.bandit.run_study`, --bandit-seeds, default 5-24: seeds that docs/bandits.md, where the signed suggestion
+  was read off, did not use). Schemes are compared paired by
   seed (every scheme of a seed starts from the same initial policy and random stream), with bootstrap intervals; a
   winner is *decided* when it beats both others. Two hits are scored: the advisor's scheme against the best of the
   paper's three non-negative schemes (exp, linear, square), and its signed suggestion (made iff candidates are
