@@ -207,10 +207,10 @@ def auto_table(rows: list[dict], mark: dict, key: str) -> list[str]:
     flat, steep = AUTO_MENUS[key]
     lines = [f"`{key}` (the rule online: EMA of the candidate-reward skew, decay 0.99 per epoch, from 0; {flat} on "
              f"flat tops, {steep} on steep ones): its final regret, paired by seed against the best fixed "
-             "non-negative scheme and against the warm-up advice's pick. *Hit*: not decidedly worse than the best "
-             "fixed scheme (interval not above 0).", "",
+             "non-negative scheme and against the older (initial-policy) advice's pick. *Hit*: not decidedly worse "
+             "than the best fixed scheme (interval not above 0).", "",
              f"| landscape | epochs on {steep} | final EMA skew | {key} regret | {key} − best fixed "
-             f"| {key} − advice's pick | hit? |", "|---|---:|---:|---:|---|---|---|"]
+             f"| {key} − older advice's pick | hit? |", "|---|---:|---:|---:|---|---|---|"]
     for r in rows:
         a = r[key]
         lines.append(f"| {r['landscape']} | {100 * a['linear']:.0f}% | {a['skew']:+.2f} | {a['regret']:.4f} "
