@@ -95,16 +95,22 @@ def _stats_cell(stats: dict) -> str:
     return ", ".join(f"{k} {stats[k]:+.2f}" for k in (*STAT_KEYS, "reward_skew") if k in stats)
 
 
+def _cached(cache: Path, key: str, compute) -> dict:
+    """The JSON dict in `cache` if it was written for `key`; else ``compute()`` (a dict), saved there with the key."""
+    saved = json.loads(cache.read_text()) if cache.is_file() else {}
+    if saved.get("key") != key:
+        saved = {"key": key} | compute()
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(saved, indent=1))
+    return saved
+
+
 def probe_stats(landscape: str, jitter: float, seeds: list[int], cache: Path) -> list[dict]:
     """`advise_bandit`'s statistics after its probe (PROBE_EPOCHS of PROBE_WEIGHTING), per seed; kept in `cache`
     (JSON), so a rerun trains nothing."""
     key = f"seeds={seeds} epochs={PROBE_EPOCHS} weighting={PROBE_WEIGHTING}"
-    saved = json.loads(cache.read_text()) if cache.is_file() else {}
-    if saved.get("key") != key:
-        saved = {"key": key, "stats": [advise_bandit(landscape, seed, jitter=jitter).stats for seed in seeds]}
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(saved, indent=1))
-    return saved["stats"]
+    return _cached(cache, key, lambda: {"stats": [advise_bandit(landscape, seed, jitter=jitter).stats
+                                                  for seed in seeds]})["stats"]
 
 
 def _majority(advices: list[Advice]) -> tuple[dict, str]:
@@ -155,13 +161,8 @@ def cheetah_advice(seeds: list[int], warmup: int, train: int, cache: Path) -> di
     """Per transform and seed, {menu: advice} for both menus ("auto": the paper's, ADVICE_MENU: the advice's) from
     one `advise` per seed, kept in `cache` (JSON) so filling in the winners later reruns nothing. The rule is
     re-applied to the cached statistics (`recommend`), so a change of the rule needs no new warm-up."""
-    key = f"seeds={seeds} warmup={warmup} train={train}"
-    saved = json.loads(cache.read_text()) if cache.is_file() else {}
-    if saved.get("key") != key:
-        saved = {"key": key} | {t: [advise("dmc:cheetah-run", warmup, train, seed, t).to_dict() for seed in seeds]
-                                for t in ("flat", "steep")}
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps(saved, indent=1))
+    saved = _cached(cache, f"seeds={seeds} warmup={warmup} train={train}", lambda: {
+        t: [advise("dmc:cheetah-run", warmup, train, seed, t).to_dict() for seed in seeds] for t in ("flat", "steep")})
     agent = default_config("simpo", "fast", "dmc:cheetah-run").agent  # what `advise` recommends for
     return {t: [{m: recommend(a["stats"], agent.num_candidates, agent.candidate_noise, agent.temperature.kl_target,
                               menu=m) for m in ("auto", ADVICE_MENU)} for a in saved[t]] for t in ("flat", "steep")}
