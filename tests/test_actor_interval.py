@@ -80,9 +80,10 @@ def test_actor_side_runs_on_every_kth_update_only(weighting):
         assert set(m) == set(m_ref) | {"actor_updated"}
         assert int(new.step) == i + 1
         assert same(new.critic, ref.critic)  # the critic and its targets: every update
-        actor_side = lambda s: (s.actor_params, s.actor_opt_state, s.temperature, s.auto_skew)  # noqa: E731
+        actor_side = lambda s: (s.actor_params, s.actor_opt_state, s.temperature, s.auto_skew, s.auto_steep)  # noqa: E731
         if (i + 1) % 2 == 0:  # the 2nd, 4th, 6th update: the full update, as with k = 1
             assert float(m["actor_updated"]) == 1.0
+            m_ref = {k: v for k, v in m_ref.items() if k != "weighting/auto_steep_share"}  # a share of k's updates
             assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.allclose(a, b, rtol=1e-6, atol=1e-7)),
                                              (actor_side(new), {k: m[k] for k in m_ref}), (actor_side(ref), m_ref)))
             assert not same(new.actor_params, state.actor_params)
@@ -121,6 +122,24 @@ def test_auto_tunes_each_menu_schemes_temperature_on_its_own_weights():
         assert float(m[f"temperature/{scheme}"]) == pytest.approx(float(jnp.exp(new.temperature.log_temperature[i])))
     choice = int(m["weighting/auto_choice"])
     assert float(m["temperature"]) == float(jnp.exp(new.temperature.log_temperature[choice]))
+
+
+@pytest.mark.parametrize("k", [1, 2])
+def test_auto_logs_the_share_of_actor_updates_on_the_steep_scheme(k):
+    """`weighting/auto_steep_share` is the running mean of `weighting/auto_choice` over the actor updates so far
+    (a spell on `linear` between two logs shows in it), and the count is carried over skipped updates."""
+    agent = agent_with(k, "auto_exp")
+    state, update, choices = agent.init(jax.random.PRNGKey(0)), jax.jit(agent.update), []
+    for i in range(8 * k):
+        batch = random_batch(jax.random.PRNGKey(10 + i))
+        batch = batch._replace(obs=batch.obs * (1.0 if i < 4 * k else -3.0))  # move the landscape midway
+        state, m = update(state, batch, jax.random.PRNGKey(i))
+        if (i + 1) % k == 0:
+            choices.append(int(m["weighting/auto_choice"]))
+        assert int(state.auto_steep) == sum(choices)
+        if choices:  # a skipped update reports the last actor update's share again
+            assert float(m["weighting/auto_steep_share"]) == pytest.approx(sum(choices) / len(choices))
+    assert 0 < sum(choices) < len(choices)  # both schemes were used: the share is neither 0 nor 1
 
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5])

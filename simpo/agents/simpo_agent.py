@@ -135,6 +135,8 @@ class SiMPOState(NamedTuple):
     """With `actor_interval` > 1: the metrics of the last update that ran the actor side (None otherwise)."""
     target_actor_params: Any = None
     """With `target_policy_tau` > 0: the EMA actor that draws the TD target's next actions (None otherwise)."""
+    auto_steep: jax.Array = jnp.zeros((), jnp.int32)
+    """`--weighting auto`: how many actor updates so far used the menu's steep scheme (logged as a share)."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,7 @@ class SiMPO:
             if self.config.weighting in AUTO_MENUS else init_temperature(self.config.temperature),
             step=jnp.zeros((), jnp.int32),
             auto_skew=jnp.zeros((), jnp.float32),
+            auto_steep=jnp.zeros((), jnp.int32),
             target_actor_params=actor_params if self.config.target_policy_tau > 0 else None,
         )
         if self.config.actor_interval > 1:  # zeros until the first actor update
@@ -237,7 +240,8 @@ class SiMPO:
         return loss, metrics
 
     def actor_step(self, state: SiMPOState, obs: jax.Array, k_cand: jax.Array, k_actor: jax.Array):
-        """Steps 2–4 on the pre-update critics: (actor params, actor optimiser state, λ state, auto skew, metrics)."""
+        """Steps 2–4 on the pre-update critics: (actor params, actor optimiser state, λ state, auto skew, auto steep
+        count, metrics)."""
         # 2. Stage 1: candidates from π_old, scored by the (pre-update) critics, weighted
         actions, q = self.candidates(state, k_cand, obs)
         weights, auto_skew, auto_metrics, menu = self.weights(state, q)
@@ -253,11 +257,15 @@ class SiMPO:
         # diagnostics see their shape, the one-hot on the best candidate (`improvement` is then the mean advantage).
         if self.config.weighting == BEST_ADVANTAGE:
             weights = jax.nn.one_hot(jnp.argmax(weights, axis=-1), weights.shape[-1], dtype=weights.dtype)
+        auto_steep = state.auto_steep
         if menu is None:
             temperature, temp_metrics = update_temperature(self.config.temperature, state.temperature, weights)
         else:  # every scheme's λ on its own weights; the logged λ is the chosen scheme's
             temperature, per_scheme = update_temperatures(self.config.temperature, state.temperature, menu)
             choice = auto_metrics["weighting/auto_choice"]
+            auto_steep = auto_steep + choice
+            actor_updates = (state.step + 1) // self.config.actor_interval  # this one included
+            auto_metrics["weighting/auto_steep_share"] = auto_steep / jnp.maximum(actor_updates, 1)
             temp_metrics = {k: v[choice] for k, v in per_scheme.items()}
             temp_metrics |= {f"temperature/{s}": per_scheme["temperature"][m]
                              for m, s in enumerate(AUTO_MENUS[self.config.weighting])}
@@ -271,7 +279,7 @@ class SiMPO:
             **temp_metrics,
             **auto_metrics,
         }
-        return actor_params, actor_opt_state, temperature, auto_skew, metrics
+        return actor_params, actor_opt_state, temperature, auto_skew, auto_steep, metrics
 
     def update(self, state: SiMPOState, batch: Batch, key: jax.Array) -> tuple[SiMPOState, dict[str, jax.Array]]:
         c = self.config
@@ -299,12 +307,13 @@ class SiMPO:
                 return tuple(actor), metrics, jnp.ones(())
 
             def skip(state):  # λ and the auto EMA change on actor updates only: the stored metrics are current
-                return (state.actor_params, state.actor_opt_state, state.temperature, state.auto_skew), \
+                return (state.actor_params, state.actor_opt_state, state.temperature, state.auto_skew,
+                        state.auto_steep), \
                     state.actor_metrics, jnp.zeros(())
 
             actor, last_actor_metrics, ran = jax.lax.cond(step % c.actor_interval == 0, run, skip, state)
             actor_metrics = {**last_actor_metrics, "actor_updated": ran}
-        actor_params, actor_opt_state, temperature, auto_skew = actor
+        actor_params, actor_opt_state, temperature, auto_skew, auto_steep = actor
 
         # 5. targets
         critic_state = critic_state._replace(target_params=polyak(critic_state.target_params, critic_state.params, c.tau))
@@ -315,5 +324,5 @@ class SiMPO:
             target_actor_params = polyak(state.target_actor_params, actor_params, c.target_policy_tau)
 
         new_state = SiMPOState(actor_params, old_actor_params, actor_opt_state, critic_state, temperature, step,
-                               auto_skew, last_actor_metrics, target_actor_params)
+                               auto_skew, last_actor_metrics, target_actor_params, auto_steep)
         return new_state, {**critic_metrics, **actor_metrics}
