@@ -142,6 +142,21 @@ def test_auto_logs_the_share_of_actor_updates_on_the_steep_scheme(k):
     assert 0 < sum(choices) < len(choices)  # both schemes were used: the share is neither 0 nor 1
 
 
+def test_auto_exp_held_on_exp_is_the_exp_update_bit_for_bit():
+    """While its EMA skew stays negative, `auto_exp` trains exactly as fixed `exp` (DPMD): computing the other
+    scheme's weights and λ changes nothing. Any difference between such runs comes from updates that chose linear."""
+    auto, fixed = agent_with(1, "auto_exp"), agent_with(1, "exp")
+    s_auto = auto.init(jax.random.PRNGKey(0))._replace(auto_skew=jnp.asarray(-100.0))  # far below 0: stays there
+    s_exp = fixed.init(jax.random.PRNGKey(0))
+    up_auto, up_exp = jax.jit(auto.update), jax.jit(fixed.update)
+    for i in range(4):
+        batch, key = random_batch(jax.random.PRNGKey(10 + i)), jax.random.PRNGKey(i)
+        (s_auto, m), (s_exp, _) = up_auto(s_auto, batch, key), up_exp(s_exp, batch, key)
+        assert int(m["weighting/auto_choice"]) == 0 and int(s_auto.auto_steep) == 0
+        assert same((s_auto.actor_params, s_auto.critic), (s_exp.actor_params, s_exp.critic))
+        assert same(s_auto.temperature.log_temperature[0], s_exp.temperature.log_temperature)
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5])
 def test_actor_interval_must_be_a_positive_int(bad):
     with pytest.raises(ValueError, match="actor_interval"):
