@@ -36,10 +36,16 @@ def check_run_dir(config) -> Path:
 
 
 def prepare_run_dir(config) -> Path:
+    """Create the run directory. With `overwrite` it is replaced; for a seed group (`--seeds`) only the asked seeds'
+    runs (GROUP/seed{K}) are, so a study cell that adds seeds keeps the ones it already has."""
     run_dir = check_run_dir(config)
     try:
         if run_dir.exists() and config.overwrite:
-            shutil.rmtree(run_dir)
+            for path in [c.resolved_run_dir for c in seed_configs(config)] if config.seeds else [run_dir]:
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValueError(f"cannot create run directory {run_dir}: {err.strerror or err}") from err

@@ -107,6 +107,13 @@ def test_tiny_study_end_to_end_and_resume(tmp_path, tiny_study):
     with pytest.raises(ValueError, match="another config \\(total_steps: 300 in the run, 200 wanted\\)"):  # no mixing
         run_study("tiny", tmp_path, budget=200, progress=False, reps=20)
 
+    # more seeds into the same cells (trained together, as all are fresh) keep the seeds already there
+    mtimes = {k: (r / "metrics.csv").stat().st_mtime_ns for k, r in runs.items()}
+    results = run_study("tiny", tmp_path, seeds=(2, 3), progress=False, reps=20)
+    assert all((r / "metrics.csv").stat().st_mtime_ns == mtimes[k] for k, r in runs.items())
+    assert all((root / c / f"seed{k}" / "metrics.csv").is_file()
+               for c in ("contextual-bandit/simpo-square", "contextual-bandit/sac") for k in (2, 3))
+
 
 def _fake_run(path, env, algo, weighting, seed, final, transform="none"):
     path.mkdir(parents=True)
