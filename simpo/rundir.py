@@ -41,7 +41,7 @@ def prepare_run_dir(config) -> Path:
     run_dir = check_run_dir(config)
     try:
         if run_dir.exists() and config.overwrite:
-            for path in [c.resolved_run_dir for c in seed_configs(config)] if config.seeds else [run_dir]:
+            for path in (c.resolved_run_dir for c in seed_configs(config)):  # the run itself when no --seeds
                 if path.is_dir():
                     shutil.rmtree(path)
                 elif path.exists():
