@@ -1,8 +1,40 @@
-"""Test-session settings. The suite runs on two workers (`pytest -n 2 --dist loadfile`, the README's command): each
-file stays on one worker, so module-scoped fixtures are built once; the slowest files are handed out first, so
-that neither worker is left with a long file at the end."""
+"""Test-session settings.
+
+- The suite runs on two workers (`pytest -n 2 --dist loadfile`, the README's command): each file stays on one worker,
+  so module-scoped fixtures are built once; the slowest files are handed out first, so that neither worker is left
+  with a long file at the end.
+- One JAX persistent compilation cache per test session, in a fresh temporary directory that the session removes
+  at its end. It is shared by both workers and by every process they start (the CLI subprocesses of the resume
+  tests, Ray's trial workers), so a function that another test already compiled is loaded instead of compiled
+  again. A loaded executable is the one XLA would have built (JAX keys the cache on the computation, the compile
+  options, the flags and the versions), so no result changes, only the time. A cache already named by
+  `JAX_COMPILATION_CACHE_DIR` is used as it is.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
 
 SLOWEST_FIRST = ("test_sweep.py", "test_ondevice.py", "test_seeds.py", "test_resume.py", "test_study.py")
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput") or "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return  # an xdist worker: its controller set the variables before starting it, and they were inherited
+    config.simpo_jax_cache = tempfile.mkdtemp(prefix="simpo-tests-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = config.simpo_jax_cache
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"  # the tests' small functions too
+    if "jax" in sys.modules:  # imported before this hook (by a plugin): the variables were read already
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", config.simpo_jax_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "simpo_jax_cache", None):
+        shutil.rmtree(config.simpo_jax_cache, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(items):
