@@ -82,6 +82,10 @@ def cmd_train(args: list[str]) -> int:
     defaults = default_config(known.algo, known.preset, known.env)
     config = parse_config(TrainConfig, args, "simpo train", default=defaults,
                           description="Train an agent online; every field below is a flag.")
+    if config.first_update_step >= config.total_steps:  # likely a mistake (the default warm-up is 5000 steps)
+        print(f"simpo train: warning: no update will run: updates start after warmup_steps={config.warmup_steps} "
+              f"and a first batch of batch_size={config.batch_size}, but total_steps={config.total_steps}; "
+              "the evaluations will be of the initial policy", file=sys.stderr)
     if config.env.startswith("playground:"):  # MuJoCo Playground: the whole loop on device
         from simpo.ondevice import train_on_device
 

@@ -108,6 +108,11 @@ class TrainConfig:
             raise ValueError(f"seeds must be distinct non-negative integers, got {' '.join(map(str, self.seeds))}")
 
     @property
+    def first_update_step(self) -> int:
+        """The env step (0-based) of `train`'s first update: the warm-up is over and the buffer holds a batch."""
+        return max(self.warmup_steps, self.batch_size - 1)
+
+    @property
     def label(self) -> str:
         return "sac" if self.algo == "sac" else f"{self.algo}-{self.agent.weighting}"
 
@@ -275,8 +280,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
                         raise stop(f"the env returned a non-finite {what} at env step {env_step}", i)
                     transitions.append(transition)
                 buffer = add(buffer, *(axis.stack(list(xs)) for xs in zip(*transitions)))
-                # the buffer holds min(env_step, capacity) rows: known on the host, no device sync
-                if step >= config.warmup_steps and min(env_step, capacity) >= B:
+                if step >= config.first_update_step:  # a host-side count: no device sync
                     state, metrics, guard = train_step(state, buffer, k_update, guard, step)
                 train_time += time.perf_counter() - tick
                 if metrics and env_step % config.log_interval == 0:

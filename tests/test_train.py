@@ -139,6 +139,28 @@ def test_cli_train_eval_plot(tmp_path):
     assert "Traceback" not in again.stderr
 
 
+@pytest.mark.parametrize("warmup, batch, updates", [(20, 32, 60 - 31), (40, 16, 60 - 40)])
+def test_first_update_waits_for_the_warmup_and_a_full_batch(tmp_path, warmup, batch, updates):
+    config = tiny("sac", "Pendulum-v1", tmp_path / "run", total_steps=60, warmup_steps=warmup, batch_size=batch,
+                  eval_interval=60, eval_episodes=1, checkpoint_interval=60)
+    assert config.first_update_step == 60 - updates
+    assert int(train(config).state.step) == updates  # one update per env step from first_update_step on
+
+
+def test_cli_warns_when_no_update_will_run(tmp_path, capsys):
+    from simpo.cli import main
+
+    flags = ["--algo", "sac", "--env", "Pendulum-v1", "--total-steps", "40", "--batch-size", "16", "--eval-interval",
+             "40", "--eval-episodes", "1", "--no-progress", "--sac.actor-hidden-dims", "32",
+             "--sac.critic-hidden-dims", "32"]
+    assert main(["train", *flags, "--warmup-steps", "40", "--run-dir", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "simpo train: warning: no update will run" in err and "total_steps=40" in err
+    assert (tmp_path / "a" / "metrics.csv").is_file()  # a warning, not an error: the run is still written
+    assert main(["train", *flags, "--warmup-steps", "39", "--run-dir", str(tmp_path / "b")]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_sac_config_is_selected_for_sac():
     assert isinstance(default_config("sac").sac, SACConfig)
     assert default_config("dpmd", "paper", "Hopper-v5").agent.temperature.kl_target == 3.0
