@@ -1,4 +1,4 @@
-"""The `simpo` command line: train, eval, plot, bandit.
+"""The `simpo` command line: train, eval, plot, bandit, study, advise, sweep.
 
     simpo train --env HalfCheetah-v5 --algo simpo --preset fast --weighting square --total-steps 100000
     simpo train --resume runs/HalfCheetah-v5/simpo-square-s0
@@ -38,6 +38,14 @@ class UsageError(ValueError):
     """Bad command-line input."""
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are one `UsageError` line that points to --help (argparse prints its usage block
+    first, then the error, and exits)."""
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+
 def _usage() -> str:
     lines = ["usage: simpo COMMAND [options]   (simpo COMMAND --help for its options)", "", "commands:"]
     lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
@@ -75,23 +83,23 @@ def cmd_train(args: list[str]) -> int:
 
     if any(a == "--resume" or a.startswith("--resume=") for a in args):
         return resume_train(args)
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = ArgumentParser(prog="simpo train", add_help=False)
     for flag, default in (("--algo", "simpo"), ("--preset", "fast"), ("--env", TrainConfig.env)):
         pre.add_argument(flag, default=default)
     known, _ = pre.parse_known_args(args)
     defaults = default_config(known.algo, known.preset, known.env)
     config = parse_config(TrainConfig, args, "simpo train", default=defaults,
                           description="Train an agent online; every field below is a flag.")
-    if config.first_update_step >= config.total_steps:  # likely a mistake (the default warm-up is 5000 steps)
-        print(f"simpo train: warning: no update will run: updates start after warmup_steps={config.warmup_steps} "
-              f"and a first batch of batch_size={config.batch_size}, but total_steps={config.total_steps}; "
-              "the evaluations will be of the initial policy", file=sys.stderr)
     if config.env.startswith("playground:"):  # MuJoCo Playground: the whole loop on device
         from simpo.ondevice import train_on_device
 
         result = train_on_device(config)
     else:
         result = train(config)
+    if config.first_update_step >= config.total_steps:  # likely a mistake (the default warm-up is 5000 steps)
+        print(f"simpo train: warning: no update ran: updates start after warmup_steps={config.warmup_steps} "
+              f"and a first batch of batch_size={config.batch_size}, but total_steps={config.total_steps}; "
+              "the evaluations are of the initial policy", file=sys.stderr)
     print(f"run directory: {result.run_dir}")
     return 0
 
@@ -103,7 +111,7 @@ def resume_train(args: list[str]) -> int:
     from simpo.evaluation import read_run_config
     from simpo.train import train
 
-    parser = argparse.ArgumentParser(prog="simpo train --resume", add_help=False)
+    parser = ArgumentParser(prog="simpo train", add_help=False)  # errors point to simpo train --help
     parser.add_argument("--resume", type=Path, required=True)
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     ns, extra = parser.parse_known_args(args)
@@ -119,7 +127,7 @@ def resume_train(args: list[str]) -> int:
 def cmd_eval(args: list[str]) -> int:
     from simpo.evaluation import evaluate_run
 
-    parser = argparse.ArgumentParser(prog="simpo eval", description=COMMANDS["eval"])
+    parser = ArgumentParser(prog="simpo eval", description=COMMANDS["eval"])
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
@@ -131,7 +139,7 @@ def cmd_eval(args: list[str]) -> int:
 def cmd_plot(args: list[str]) -> int:
     from simpo.plot import expand_run_dirs, plot_learning_curves
 
-    parser = argparse.ArgumentParser(prog="simpo plot", description=COMMANDS["plot"])
+    parser = ArgumentParser(prog="simpo plot", description=COMMANDS["plot"])
     parser.add_argument("run_dirs", type=Path, nargs="+", help="run directories, or folders of runs")
     parser.add_argument("--out", type=Path, default=Path("learning_curves.png"))
     parser.add_argument("--metric", default="eval_return_mean")
@@ -153,7 +161,7 @@ def cmd_bandit(args: list[str]) -> int:
 def cmd_advise(args: list[str]) -> int:
     from simpo.advisor import PROBE_EPOCHS, PROBE_WEIGHTING, advise, advise_bandit, format_advice
 
-    parser = argparse.ArgumentParser(prog="simpo advise", description=COMMANDS["advise"])
+    parser = ArgumentParser(prog="simpo advise", description=COMMANDS["advise"])
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--env", help="a training env id (as in simpo train), e.g. dmc:cheetah-run")
     where.add_argument("--landscape", help="a bandit landscape (simpo.bandit.landscapes), e.g. sharp")
@@ -185,14 +193,14 @@ def cmd_study(args: list[str]) -> int:
     from simpo.study import STUDIES, aggregate, run_study
 
     if args[:1] == ["aggregate"]:
-        parser = argparse.ArgumentParser(prog="simpo study aggregate", description="re-aggregate run directories")
+        parser = ArgumentParser(prog="simpo study aggregate", description="re-aggregate run directories")
         parser.add_argument("root", type=Path, help="any folder holding run directories")
         parser.add_argument("--out", type=Path, default=None, help="default: ROOT/results")
         parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
         ns = parser.parse_args(args[1:])
         print(f"results: {aggregate(ns.root, ns.out or ns.root / 'results', reps=ns.reps)}")
         return 0
-    parser = argparse.ArgumentParser(prog="simpo study", description=COMMANDS["study"])
+    parser = ArgumentParser(prog="simpo study", description=COMMANDS["study"])
     parser.add_argument("name", nargs="?", help=f"one of: {', '.join(STUDIES)}; or `aggregate DIR`")
     parser.add_argument("--list", action="store_true", help="list the studies")
     parser.add_argument("--budget", type=int, help="env steps per run (bandits: epochs); default: the study's")

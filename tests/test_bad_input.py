@@ -131,6 +131,14 @@ CASES = [
     Case("signed-linear-floor-positive", train_args("--weighting", "signed_linear", "--agent.floor", "0.5"),
          "floor=0.5 must be <= 0"),
     Case("eval-episodes-0", ["eval", "--run-dir", "{run}", "--episodes", "0"], "episodes must be >= 1, got 0"),
+    # malformed flags (argparse-level: one line too, not argparse's usage block)
+    Case("flag-without-value", ["train", "--env"], "argument --env: expected one argument (see simpo train --help)"),
+    Case("resume-without-dir", ["train", "--resume"], "argument --resume: expected one argument"),
+    Case("eval-episodes-not-an-int", ["eval", "--run-dir", "empty", "--episodes", "x"],
+         "argument --episodes: invalid int value: 'x' (see simpo eval --help)"),
+    Case("plot-without-run-dirs", ["plot"], "the following arguments are required: run_dirs"),
+    Case("study-seeds-without-values", ["study", "bandits", "--seeds"], "argument --seeds: expected at least one"),
+    Case("advise-without-env", ["advise"], "one of the arguments --env --landscape is required"),
     # envs
     Case("discrete-action-env", train_args("--env", "CartPole-v1"),
          "env CartPole-v1 has a Discrete action space; simpo needs a continuous Box"),

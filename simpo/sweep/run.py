@@ -6,7 +6,6 @@ grid value and distribution bound (as a `simpo train` flag), every grid trial's 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import itertools
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from simpo.cli import ArgumentParser
 from simpo.sweep.space import TrialBuilder, check_name, check_spec, config_fields, parse_param, read_space, tune_domain
 
 KILL_ONCE_ENV = "SIMPO_SWEEP_KILL_ONCE"  # fault injection for tests: a marker-file path (simpo.sweep.trial)
@@ -53,7 +53,7 @@ class SweepConfig:
 
 def parse_args(args: list[str]) -> SweepConfig:
     """`simpo sweep` flags; the ones this parser does not know are `simpo train` flags for every trial."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="simpo sweep", allow_abbrev=False,
         description="Run a study grid or a hyperparameter search as Ray Tune trials, one simpo train run each. "
                     "Any other flag is a `simpo train` flag applied to every trial (e.g. --total-steps 100000).")
@@ -121,7 +121,7 @@ def plan(config: SweepConfig) -> tuple[TrialBuilder, dict[str, Any], int]:
     if config.study:
         from simpo.study import cells as study_cells
 
-        pre = argparse.ArgumentParser(add_help=False)
+        pre = ArgumentParser(prog="simpo sweep", add_help=False)
         pre.add_argument("--preset")  # the study's cells are built from this preset's defaults
         study = study_cells(config.study, config.budget, config.seeds, pre.parse_known_args(config.base_args)[0].preset)
         if config.group_seeds:

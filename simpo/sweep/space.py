@@ -6,7 +6,6 @@ flag. The YAML format is in the `simpo.sweep` docstring.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
 import re
@@ -14,6 +13,8 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from simpo.cli import ArgumentParser
 
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
 RESERVED = ("run_dir", "overwrite", "progress", "track")  # the sweep sets these for every trial
@@ -123,7 +124,7 @@ class TrialBuilder:
         fields = config_fields()
         params = dict(params)
         cell = params.pop("cell", None)
-        pre = argparse.ArgumentParser(add_help=False)
+        pre = ArgumentParser(prog="simpo sweep", add_help=False)
         for flag, default in (("--algo", "simpo"), ("--preset", "fast"), ("--env", TrainConfig.env)):
             pre.add_argument(flag, default=default)
         known = vars(pre.parse_known_args(list(self.base_args))[0])
