@@ -120,6 +120,8 @@ def resume_train(args: list[str]) -> int:
                          f"(got {' '.join(extra)}); only --no-progress may be added")
     config = dataclasses.replace(read_run_config(ns.resume), run_dir=ns.resume, progress=ns.progress)
     result = train(config, resume=True)
+    if result.start_step >= config.total_steps:
+        print(f"nothing to resume: the run was already complete (env step {result.start_step} of {config.total_steps})")
     print(f"run directory: {result.run_dir}")
     return 0
 

@@ -140,6 +140,7 @@ class TrainResult(NamedTuple):
     run_dir: Path
     state: Any  # the final agent state (with --seeds: a leading seed axis on every leaf)
     buffer: ReplayBuffer  # likewise
+    start_step: int = 0  # the env step it started from: a resumed run's checkpoint step, else 0
 
 
 def _seed(config: TrainConfig, env_step: int, stream: int) -> int:
@@ -323,4 +324,4 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         state, buffer = (stack_trees(axis.unstack(t)) for t in (state, buffer))
     else:
         state, buffer = state[0], buffer[0]
-    return TrainResult(config.resolved_run_dir, state, buffer)
+    return TrainResult(config.resolved_run_dir, state, buffer, start_step)
