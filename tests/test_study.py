@@ -165,6 +165,29 @@ def test_aggregate_keeps_runs_that_differ_in_a_setting_apart(tmp_path):
     assert foo["simpo-exp[actor_lr=0.0003]"]["seeds"] == [0, 1]
 
 
+def test_aggregate_counts_a_field_an_older_run_lacks_as_its_default(tmp_path):
+    """Runs written before a config field existed pool with runs at that field's default, not apart from them."""
+    def run(seed, **agent):
+        path = tmp_path / "runs" / f"s{seed}"
+        _fake_run(path, "Foo-v0", "simpo", "exp", seed, 10.0 + seed)
+        config = json.loads((path / "config.json").read_text())
+        config["agent"].update(agent)
+        (path / "config.json").write_text(json.dumps(config))
+
+    for seed in (0, 1):
+        run(seed)  # no target_candidates: written before the field existed
+    for seed in (2, 3):
+        run(seed, target_candidates=1)  # the default
+    per_task = lambda: json.loads((aggregate(tmp_path / "runs", tmp_path / "res", reps=20)  # noqa: E731
+                                   / "results.json").read_text())["per_task"]["Foo-v0"]
+    assert list(per_task()) == ["simpo-exp"] and per_task()["simpo-exp"]["seeds"] == [0, 1, 2, 3]
+    run(4, target_candidates=4)  # a different experiment: kept apart, and the older runs are shown at the default
+    shutil.rmtree(tmp_path / "res")
+    got = per_task()
+    assert got["simpo-exp[target_candidates=1]"]["seeds"] == [0, 1, 2, 3]
+    assert got["simpo-exp[target_candidates=4]"]["seeds"] == [4]
+
+
 def test_run_state(tmp_path):
     from simpo.logger import to_jsonable
     from simpo.study.runner import config_difference, run_state

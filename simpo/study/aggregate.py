@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from simpo.logger import read_config
+from simpo.logger import read_config, to_jsonable
 from simpo.plot import load_run
 from simpo.study.specs import run_label
+from simpo.train import TrainConfig
 
 # SPEC §8: SAC at 1M env steps (the low end where a range is given); SiMPO as the paper reports it.
 SAC_REFERENCE = {"HalfCheetah-v5": 9500.0, "Hopper-v5": 2300.0, "Walker2d-v5": 3600.0, "Ant-v5": 4600.0}
@@ -83,16 +84,26 @@ def settings_of(config: dict, prefix: str = "") -> tuple[tuple[str, str], ...]:
     return tuple(sorted(out))
 
 
+def _field_defaults() -> dict[str, str]:
+    """Every `TrainConfig` field's default (both agents' configs), flattened and serialised as `settings_of` sees
+    a config.json. A run whose config.json lacks a field was written before the field existed: it ran with the
+    default (a new field defaults to the old behaviour; `simpo.evaluation.read_run_config` reads it so too)."""
+    return dict(settings_of(json.loads(json.dumps(to_jsonable(TrainConfig())))))
+
+
 def distinguish(scores: list[RunScore]) -> list[RunScore]:
     """Extend the labels of runs that share (env, transform, label) but differ in other settings by those
-    settings, e.g. ``simpo-exp[actor_lr=0.001,num_candidates=8]``: such runs are different experiments."""
+    settings, e.g. ``simpo-exp[actor_lr=0.001,num_candidates=8]``: such runs are different experiments.
+    A `TrainConfig` field missing from a run's config (an older run) counts as its default."""
     groups: dict = defaultdict(list)
     for s in scores:
         groups[(s.env, s.reward_transform, s.label)].append(s)
-    out = []
+    defaults, out = _field_defaults(), []
     for group in groups.values():
         values = [dict(s.settings) for s in group]
-        varying = sorted(k for k in set().union(*values) if len({v.get(k) for v in values}) > 1)
+        keys = set().union(*values)
+        values = [{**{k: defaults[k] for k in keys - v.keys() if k in defaults}, **v} for v in values]
+        varying = sorted(k for k in keys if len({v.get(k) for v in values}) > 1)
         for s, v in zip(group, values):
             shown = ",".join(f"{k.removeprefix('agent.')}={v.get(k, '-')}" for k in varying)
             out.append(dataclasses.replace(s, label=f"{s.label}[{shown}]") if varying else s)
