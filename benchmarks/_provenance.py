@@ -5,34 +5,13 @@ from __future__ import annotations
 import os
 import platform
 import shlex
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jax
 
-
-def _commit() -> str:
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True).stdout
-        return sha + ("+uncommitted changes" if dirty.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from simpo.provenance import commit, cpu
 
 
 def provenance() -> str:
@@ -42,9 +21,9 @@ def provenance() -> str:
     return "\n".join(
         [
             f"- command: `{command}`",
-            f"- commit: `{_commit()}`",
+            f"- commit: `{commit() or 'unknown'}`",
             f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
-            f"- machine: {_cpu()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
+            f"- machine: {cpu()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
             f"- JAX {jax.__version__}, devices: {devices}",
         ]
     )

@@ -12,7 +12,8 @@ over its iterations; equal-length chunks reuse one compilation). The host runs o
 both modes (itself one jitted scan per mode, on device), the metrics.csv row (same columns as the host loop), the
 training metrics of the last update to TensorBoard, checkpoints, the progress bar.
 
-Semantics kept from simpo.train: warm-up steps act uniformly and do not update; updates start once the buffer holds a
+Semantics kept from simpo import provenance
+from simpo.train: warm-up steps act uniformly and do not update; updates start once the buffer holds a
 batch; the buffer stores `terminated`, not `done`, and truncations bootstrap from the true final observation
 (SPEC §9); every random draw is `fold_in(key, iteration)`; the NaN guard is a device flag (the update's metrics and
 sampled rewards, plus the actions, env rewards and observations) read once per chunk. The reward transform is
@@ -182,6 +183,7 @@ def train_on_device(config: TrainConfig) -> OnDeviceResult:
     k_best, k_single, k_eval_env = loop.eval_keys
     run_dir = prepare_run_dir(config)
     write_config(run_dir, run_config_dict(config))
+    provenance.record(run_dir, 0)
     logger = RunLogger(run_dir, wandb_project=config.wandb_project if config.track else None)
     checkpointer = Checkpointer(run_dir, max_to_keep=config.keep_checkpoints)
 

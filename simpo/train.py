@@ -21,6 +21,7 @@ from typing import Any, Literal, NamedTuple
 import jax
 import numpy as np
 
+from simpo import provenance
 from simpo.agents.sac import SAC, SACConfig
 from simpo.agents.simpo_agent import SiMPO, SiMPOConfig
 from simpo.buffer import ReplayBuffer, buffer_add, buffer_init, buffer_sample, buffer_sample_many
@@ -209,6 +210,9 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         state = axis.stack([init(axis.slice(k_init, i)) for i in range(len(runs))])
         buffer = axis.stack([buffer_init(capacity, obs_dim, action_dim) for _ in runs])
         meta, start_step = {}, 0
+    info = provenance.code_and_machine()
+    for c in runs:
+        provenance.record(c.resolved_run_dir, start_step, info)
     act_one = jax.jit(agent.act, static_argnums=3)
     act = axis.jit(lambda state, key, obs, step: agent.act(state, jax.random.fold_in(key, step), obs), shared=1)
     add = axis.jit(buffer_add, donate_argnums=(0,))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from simpo import provenance
 from simpo.logger import read_config, to_jsonable
 from simpo.plot import load_run
 from simpo.study.specs import run_label
@@ -52,6 +53,9 @@ class RunScore:
     single: float
     settings: tuple[tuple[str, str], ...] = ()
     """Every non-bookkeeping config field, flattened (``agent.policy.steps``) with its JSON value."""
+    code: str = ""
+    """The commit(s) the run was trained at, from its provenance.json ("a → b" if resumed under other code;
+    "" for a run written before provenance.json existed)."""
 
     @property
     def task(self) -> str:
@@ -120,7 +124,12 @@ def score_run(run_dir: Path) -> RunScore | None:
         return None
     return RunScore(run_dir, config.get("env", "?"), config.get("reward_transform", "none"), label_of(config),
                     int(config.get("seed", 0)), int(steps[-1]), int(config.get("total_steps", steps[-1])),
-                    float(returns[-1]), float(single[-1]), settings_of(config))
+                    float(returns[-1]), float(single[-1]), settings_of(config), _code(run_dir))
+
+
+def _code(run_dir: Path) -> str:
+    commits = [e.get("commit") or "unknown" for e in provenance.read(run_dir)]
+    return " → ".join(c for i, c in enumerate(commits) if i == 0 or c != commits[i - 1])
 
 
 def group_runs(scores: list[RunScore]) -> dict[tuple[str, str], dict[str, list[RunScore]]]:
@@ -194,7 +203,7 @@ def aggregate_scores(scores: list[RunScore], reps: int = 2000) -> dict:
     return {"tasks": tasks, "per_task": per_task,
             "aggregate": {lab: {**shape[lab], **overall[lab]} for lab in labels},
             "runs": [{"run_dir": str(s.run_dir), "task": s.task, "label": s.label, "seed": s.seed, "steps": s.steps,
-                      "return": s.ret, "single_return": s.single} for s in scores],
+                      "return": s.ret, "single_return": s.single, "code": s.code} for s in scores],
             "reps": reps, "paper_simpo": PAPER_SIMPO, "sac_reference": SAC_REFERENCE}
 
 

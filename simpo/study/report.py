@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import re
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,12 +26,22 @@ def _steps(values: list[int]) -> str:
     return "/".join(f"{v:,}" for v in values)
 
 
+def _code_line(runs: list[dict]) -> str:
+    """Which code trained the runs (each run's provenance.json), most runs first."""
+    counts = Counter(r.get("code", "") for r in runs)
+    parts = [f"`{code}` {n} run{'s' * (n != 1)}" if code else f"not recorded {n} run{'s' * (n != 1)}"
+             for code, n in counts.most_common()]
+    return "Code (the commit in each run's provenance.json; not recorded = run before it existed): " + \
+        "; ".join(parts) + "."
+
+
 def markdown(results: dict, title: str) -> str:
     """The per-task table (raw returns) and the aggregate table (normalised, rliable CIs)."""
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# {title}", "", f"Aggregated {len(results['runs'])} runs under `{results['root']}` on {when} "
              f"({platform.machine()}); stratified bootstrap with {results['reps']} reps. Score = the last evaluation's "
              "best-of-N return (the authors' protocol); the single-sample return is beside it.", "",
+             _code_line(results["runs"]), "",
              "## Per task", "",
              "| task | label | seeds | env steps | return, best-of-N (mean ± std) | single sample (mean) | IQM [95% CI] |",
              "|---|---|---:|---:|---:|---:|---:|"]
