@@ -29,6 +29,8 @@ def commit(where: Path = _PACKAGE_DIR) -> str | None:
                               timeout=10).stdout.strip()
 
     try:
+        if where == _PACKAGE_DIR:  # an installed copy inside some other repository (a venv in a project) is no commit
+            git("ls-files", "--error-unmatch", __file__)
         sha = git("rev-parse", "--short", "HEAD")
         return sha + ("+uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.SubprocessError):

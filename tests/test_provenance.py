@@ -1,6 +1,7 @@
 """Each run records the code and machine it was trained on (simpo.provenance), once per start or resume."""
 
 import dataclasses
+import importlib.util
 import shutil
 import subprocess
 
@@ -31,6 +32,20 @@ def test_a_run_records_its_code_and_a_resume_appends(tmp_path):
 
 def test_outside_a_checkout_the_commit_is_unknown_and_a_missing_file_reads_empty(tmp_path):
     assert provenance.commit(tmp_path) is None
+    if shutil.which("git"):  # an installed copy inside another repository (e.g. a venv in a project) is no commit
+        project = tmp_path / "project"
+        subprocess.run(["git", "init", "-q", str(project)], check=True)
+        (project / "README").write_text("a project")
+        subprocess.run(["git", "-C", str(project), "add", "README"], check=True)
+        subprocess.run(["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"],
+                       check=True)
+        copy = tmp_path / "project" / "venv" / "simpo" / "provenance.py"
+        copy.parent.mkdir(parents=True)
+        shutil.copy(provenance.__file__, copy)
+        spec = importlib.util.spec_from_file_location("provenance_copy", copy)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert module.commit() is None
     assert provenance.read(tmp_path) == []
     (tmp_path / provenance.FILE).write_text("{not json")
     assert provenance.read(tmp_path) == []
