@@ -12,8 +12,7 @@ over its iterations; equal-length chunks reuse one compilation). The host runs o
 both modes (itself one jitted scan per mode, on device), the metrics.csv row (same columns as the host loop), the
 training metrics of the last update to TensorBoard, checkpoints, the progress bar.
 
-Semantics kept from simpo import provenance
-from simpo.train: warm-up steps act uniformly and do not update; updates start once the buffer holds a
+Semantics kept from simpo.train: warm-up steps act uniformly and do not update; updates start once the buffer holds a
 batch; the buffer stores `terminated`, not `done`, and truncations bootstrap from the true final observation
 (SPEC §9); every random draw is `fold_in(key, iteration)`; the NaN guard is a device flag (the update's metrics and
 sampled rewards, plus the actions, env rewards and observations) read once per chunk. The reward transform is
@@ -33,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simpo import provenance
 from simpo.buffer import ReplayBuffer, buffer_add_batch, buffer_init, buffer_sample
 from simpo.checkpoint import Checkpointer
 from simpo.logger import RunLogger, write_config
