@@ -289,12 +289,16 @@ def write_config(run_dir: str | Path, config: Any) -> Path:
         raise TypeError(f"write_config needs a dataclass instance or a mapping, got {type(config).__name__}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / CONFIG_FILE
-    text = json.dumps(to_jsonable(config), indent=2, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".config.", suffix=".json.tmp")
+    return write_json(run_dir / CONFIG_FILE, to_jsonable(config), sort_keys=True)
+
+
+def write_json(path: Path, obj: Any, *, sort_keys: bool = False) -> Path:
+    """Write plain-JSON ``obj`` to ``path`` (indented, a final newline) atomically: a temporary file beside it,
+    then ``os.replace``, so a reader sees the old file or the new one, never half of it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".json.tmp")
     os.chmod(tmp, 0o644)
     with os.fdopen(fd, "w") as f:
-        f.write(text)
+        f.write(json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n")
     os.replace(tmp, path)
     return path
 

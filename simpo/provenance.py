@@ -15,6 +15,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from simpo.logger import write_json
+
 __all__ = ["FILE", "commit", "cpu", "code_and_machine", "record", "read"]
 
 FILE = "provenance.json"
@@ -80,9 +82,5 @@ def read(run_dir: Path) -> list[dict[str, Any]]:
 def record(run_dir: Path, env_step: int, info: dict[str, Any] | None = None) -> Path:
     """Append an entry for a (re)start at `env_step` (0: a fresh run) to RUN_DIR/provenance.json, atomically;
     `info` is `code_and_machine()` (pass it to record several runs of one process at the cost of one)."""
-    path = Path(run_dir) / FILE
     entries = [*read(run_dir), {"env_step": int(env_step), **(info or code_and_machine())}]
-    tmp = path.with_name(f".{FILE}.tmp")
-    tmp.write_text(json.dumps(entries, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_json(Path(run_dir) / FILE, entries)
