@@ -18,6 +18,9 @@ Behaviour worth knowing (all handled here):
 * A latest checkpoint that cannot be read (a truncated or deleted file) makes :meth:`restore` (without
   an explicit step) fall back to the next older one with a ``warnings.warn``; if none can be read it
   raises :class:`CheckpointError`.
+* A failed restore reports orbax's first error; the other per-array read tasks that failed with it are
+  not logged by asyncio as "exception was never retrieved" when they are garbage collected (a filter on
+  the ``asyncio`` logger that drops only those records, and only for tasks failed in orbax's code).
 * Leaves may be jax arrays (typed PRNG keys included), numpy arrays, numpy scalars, python
   ``int``/``float``/``bool`` and ``None``; empty containers (``optax.EmptyState()``) are fine.
   Zero-size arrays cannot be saved (an orbax limitation).
@@ -28,6 +31,7 @@ This module knows nothing about what it saves.
 from __future__ import annotations
 
 import gc
+import logging
 import math
 import warnings
 from pathlib import Path
@@ -45,6 +49,28 @@ _METADATA = "metadata"
 
 class CheckpointError(RuntimeError):
     """A checkpoint could not be saved or restored (the message is one line)."""
+
+
+class _OrbaxUnretrievedTaskFilter(logging.Filter):
+    """Drops asyncio's "exception was never retrieved" record of a task that failed in orbax's code.
+
+    Orbax restores a pytree by gathering one task per array. When several fail (every array of a wider
+    network, say), the gather raises the first error, which :meth:`Checkpointer.restore` reports, and the
+    others stay unretrieved until the garbage collector logs each one, at no fixed time, even at exit.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "exception was never retrieved" not in record.getMessage() or not record.exc_info:
+            return True
+        tb = record.exc_info[2]
+        while tb is not None:
+            if str(tb.tb_frame.f_globals.get("__name__", "")).startswith("orbax."):
+                return False
+            tb = tb.tb_next
+        return True
+
+
+logging.getLogger("asyncio").addFilter(_OrbaxUnretrievedTaskFilter())
 
 
 def _one_line(err: BaseException, limit: int = 200) -> str:
@@ -106,6 +132,28 @@ def _conform(raw: Any, target: Any, path: str, filled: list[str]) -> Any:
     if raw.shape != tuple(target.shape) or raw.dtype != target.dtype:
         raise ValueError(f"{path}: {raw.dtype}{list(raw.shape)} where {target.dtype}{list(target.shape)} is expected")
     return jax.numpy.asarray(raw) if isinstance(target, jax.Array) else raw
+
+
+def _leaf_shapes(tree: Any) -> dict[tuple, tuple]:
+    """{path of field names / keys / indices: shape} of a pytree's array leaves (typed PRNG keys left out)."""
+    def name(k: Any) -> Any:
+        return next(getattr(k, a) for a in ("key", "name", "idx") if hasattr(k, a))
+    return {tuple(name(k) for k in path): tuple(x.shape) for path, x in jax.tree_util.tree_leaves_with_path(tree)
+            if getattr(x, "shape", None) is not None and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)}
+
+
+def _shape_mismatch(step_dir: Path, target: Any) -> str | None:
+    """The first array of ``target`` whose shape differs from the one stored at ``step`` (a config that
+    changed a network's width, say), as a message; None when they agree or the metadata cannot be read."""
+    try:
+        stored = _leaf_shapes(ocp.StandardCheckpointHandler().metadata(step_dir / _STATE).tree)
+    except Exception:  # noqa: BLE001 - unreadable metadata: the restore itself reports it
+        return None
+    for path, shape in _leaf_shapes(target).items():
+        if path in stored and stored[path] != shape:
+            where = ".".join(map(str, path))
+            return f"{where}: stored shape {list(stored[path])} where {list(shape)} is expected"
+    return None
 
 
 def _to_savable(tree: Any) -> Any:
@@ -213,7 +261,10 @@ class Checkpointer:
         restore_target = _to_savable(target) if target is not None else None
         errors: list[str] = []
         for s in candidates:
+            mismatch = _shape_mismatch(self.directory / str(s), restore_target) if target is not None else None
             try:
+                if mismatch:  # orbax would fail on it in one async task per array, leaving the rest unretrieved
+                    raise ValueError(mismatch)
                 restored = self._manager.restore(
                     s,
                     args=ocp.args.Composite(
@@ -223,7 +274,7 @@ class Checkpointer:
                 tree, meta = restored[_STATE], restored[_METADATA]
             except Exception as err:  # orbax/tensorstore raise many types (ValueError, KeyError, bare Exception)
                 failure = _one_line(err)
-                if target is not None:  # written by an older version, with fewer fields?
+                if target is not None and not mismatch:  # written by an older version, with fewer fields?
                     tree, meta = self._restore_older(s, target)
                     failure = None if tree is not None else failure
             else:

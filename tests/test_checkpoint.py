@@ -1,5 +1,6 @@
 """Checkpointer: pytree round trips, max_to_keep, and falling back past a corrupted latest checkpoint."""
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -182,3 +183,39 @@ def test_checkpoint_from_before_a_field_existed_restores_with_its_initial_value(
     wrong = target._replace(params={"w": jnp.zeros((3, 3))})  # a real mismatch still fails, in one line
     with pytest.raises(CheckpointError, match="no readable checkpoint"):
         Checkpointer(tmp_path).restore(target=wrong)
+
+
+def test_unretrieved_orbax_task_errors_are_not_logged(caplog):
+    """A failed restore's sibling tasks (failed in orbax's code) are not logged when collected; others still are."""
+    import asyncio
+    import gc
+
+    source = "async def fail():\n    raise ValueError('requested shape is not compatible with the stored shape')\n"
+    orbax_ns, other_ns = {"__name__": "orbax.checkpoint._src.fake"}, {"__name__": "someone.else"}
+    exec(source, orbax_ns)  # noqa: S102 - a coroutine whose frames belong to a module named like orbax's
+    exec(source, other_ns)  # noqa: S102
+
+    async def main():
+        tasks = [asyncio.ensure_future(orbax_ns["fail"]()), asyncio.ensure_future(other_ns["fail"]())]
+        await asyncio.sleep(0.01)
+        assert all(t.done() for t in tasks)
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(main())
+        gc.collect()
+    unretrieved = [r for r in caplog.records if "never retrieved" in r.getMessage()]
+    assert len(unretrieved) == 1
+    tb, modules = unretrieved[0].exc_info[2], set()
+    while tb is not None:
+        modules.add(tb.tb_frame.f_globals.get("__name__"))
+        tb = tb.tb_next
+    assert "someone.else" in modules and "orbax.checkpoint._src.fake" not in modules
+
+
+def test_shape_mismatch_names_the_array_without_touching_orbax_restore(tmp_path, monkeypatch):
+    with Checkpointer(tmp_path) as ckpt:
+        ckpt.save(1, {"net": {"w": jnp.ones((4, 3)), "b": jnp.zeros(3)}, "step": 1})
+    with Checkpointer(tmp_path) as ckpt:
+        monkeypatch.setattr(ckpt._manager, "restore", lambda *a, **k: pytest.fail("orbax restore was called"))
+        with pytest.raises(CheckpointError, match=r"net\.w: stored shape \[4, 3\] where \[5, 3\] is expected"):
+            ckpt.restore(target={"net": {"w": jnp.ones((5, 3)), "b": jnp.zeros(3)}, "step": 0})
