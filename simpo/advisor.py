@@ -226,8 +226,10 @@ def advise(env: str, warmup_steps: int = 1000, train_steps: int = 1000, seed: in
     from simpo.envs import env_spec, make_env
     from simpo.train import default_config, make_agent, train
 
-    if warmup_steps < 1 or train_steps < 0 or num_candidates < 2 or batch < 1:
-        raise ValueError("warmup_steps must be >= 1, train_steps >= 0, num_candidates >= 2 and batch >= 1")
+    for name, value, least in (("warmup_steps", warmup_steps, 1), ("train_steps", train_steps, 0),
+                               ("num_candidates", num_candidates, 2), ("batch", batch, 1)):
+        if value < least:
+            raise ValueError(f"{name} must be >= {least}, got {value}")
     _check_menu(menu)  # before the warm-up run
     config = default_config("simpo", preset, env)
     total = warmup_steps + train_steps

@@ -100,6 +100,9 @@ class TrainConfig:
                      "keep_checkpoints", "log_interval", "updates_per_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_episode_steps is not None and self.max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1 (or unset: the env's own limit), "
+                             f"got {self.max_episode_steps}")
         if self.batch_size > self.buffer_size:
             raise ValueError(f"batch_size ({self.batch_size}) must be <= buffer_size ({self.buffer_size})")
         if self.reward_transform not in REWARD_TRANSFORMS:

@@ -146,13 +146,13 @@ def _per_dim(name, v, d, default, positive):
 
 
 def _seeds(seed) -> tuple[tuple[int, ...], bool]:
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return (int(seed),), True
-    if isinstance(seed, (str, bytes)) or not isinstance(seed, Sequence) or len(seed) == 0 or not all(
-        isinstance(x, (int, np.integer)) and not isinstance(x, bool) for x in seed
+    single = isinstance(seed, (int, np.integer))
+    seeds = (seed,) if single else seed
+    if isinstance(seed, (str, bytes, bool)) or not isinstance(seeds, Sequence) or len(seeds) == 0 or not all(
+        isinstance(x, (int, np.integer)) and not isinstance(x, bool) and 0 <= x < 2**32 for x in seeds
     ):
-        raise ValueError(f"seed must be an int or a non-empty sequence of ints, got {seed!r}")
-    return tuple(int(x) for x in seed), False
+        raise ValueError(f"seed must be an int in [0, 2**32) or a non-empty sequence of them, got {seed!r}")
+    return tuple(int(x) for x in seeds), single
 
 
 @dataclass(frozen=True)
