@@ -219,7 +219,7 @@ def train_on_device(config: TrainConfig) -> OnDeviceResult:
                            "train_sps": env_step / max(train_time, 1e-9),
                            **({k: float(v) for k, v in carry.metrics.items()} if trained else {})}
                     logger.log_row(row, also_scalars=True)
-                    progress.evaluated(row["eval_return_mean"], row["eval_return_single_mean"])
+                    progress.evaluated(row["eval_return_mean"], row["eval_return_single_mean"], at=env_step)
                 if env_step % config.checkpoint_interval == 0 or env_step == config.total_steps:
                     checkpointer.save(env_step, {"agent": carry.state, "buffer": carry.buffer},
                                       {"env_step": env_step, "wall_time_s": time.perf_counter() - start,

@@ -314,7 +314,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
                         }
                         loggers[i].log_row(row, also_scalars=True)
                         means.append((row["eval_return_mean"], row["eval_return_single_mean"]))
-                    progress.evaluated(*np.mean(means, axis=0))
+                    progress.evaluated(*np.mean(means, axis=0), at=env_step)
                 if env_step % config.checkpoint_interval == 0 or env_step == config.total_steps:
                     check()
                     info = {"env_step": env_step, "wall_time_s": time.perf_counter() - start,
