@@ -18,7 +18,12 @@ nu' = nu - max z, shifting by max z changes nothing mathematically.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
+import os
+import re
+import sys
 from typing import Callable
 
 import jax
@@ -206,6 +211,46 @@ def check_increasing(g: Callable, u: jax.Array, name: str = "g") -> None:
             f"weighting {name} must be increasing; it decreases near x={at:.3g} "
             f"on the observed range [{lo:.3g}, {hi:.3g}]"
         )
+
+
+_IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
+
+
+def is_import_path(name: str) -> bool:
+    """Whether ``name`` reads ``MODULE:FUNCTION`` (an increasing g of the user's), not a built-in scheme."""
+    return isinstance(name, str) and _IMPORT_PATH.fullmatch(name) is not None
+
+
+@functools.lru_cache(maxsize=None)
+def load_weighting(path: str) -> Callable[[jax.Array], jax.Array]:
+    """The user's g named by ``MODULE:FUNCTION`` (e.g. ``mygs:leaky``), so that a config, which must stay text
+    (config.json, resume), can name any increasing g. The module is imported as installed, from PYTHONPATH or
+    from the current directory. Checked once on spread-out values: g is increasing there and a normaliser ν
+    with Σ g(q/λ − ν) = 1 exists (as `compute_weights` checks eagerly); raises ValueError naming ``path``."""
+    module_name, attr = path.split(":")
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:
+        sys.path.append(cwd)
+    try:
+        g = importlib.import_module(module_name)
+    except Exception as err:  # noqa: BLE001 - any failure of the user's module is reported in one line
+        raise ValueError(f"weighting {path!r}: cannot import {module_name} ({type(err).__name__}: {err}); the "
+                         "module must be installed, on PYTHONPATH or in the current directory") from None
+    finally:
+        if added:
+            sys.path.remove(cwd)
+    for part in attr.split("."):
+        if not hasattr(g, part):
+            raise ValueError(f"weighting {path!r}: {module_name} has no attribute {attr}")
+        g = getattr(g, part)
+    if not callable(g):
+        raise ValueError(f"weighting {path!r}: {attr} is a {type(g).__name__}, not a function g(x)")
+    try:
+        compute_weights(jnp.linspace(-3.0, 3.0, 8)[None], g)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"weighting {path!r}: {err}") from None
+    return g
 
 
 def compute_weights(q: jax.Array, scheme: Weighting = "exp", temperature=1.0, **params) -> jax.Array:

@@ -113,6 +113,8 @@ CASES = [
     Case("unknown-algo", train_args("--algo", "foo"), "unknown algo 'foo'; allowed: simpo, dpmd, qvpo, sac"),
     Case("unknown-preset", train_args("--preset", "foo"), "unknown preset 'foo'; allowed: paper, fast"),
     Case("unknown-weighting", train_args("--weighting", "foo"), "unknown weighting 'foo'; allowed: exp, linear"),
+    Case("weighting-module-missing", train_args("--weighting", "no_such_module_here:g"),
+         "weighting 'no_such_module_here:g': cannot import no_such_module_here"),
     Case("unknown-reward-transform", train_args("--reward-transform", "foo"),
          "unknown reward transform 'foo'; allowed: none, flat"),
     Case("unknown-landscape", ["bandit", "--landscape", "foo"], "unknown landscape 'foo'; allowed: broad, sharp"),

@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import json
 import math
 import subprocess
 import sys
@@ -203,3 +204,28 @@ def test_nan_guard_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, mo
         train(config)
     assert "Last good checkpoint: step 200" in str(err.value)
     assert Checkpointer(tmp_path / "run").all_steps()[-1] == 200
+
+
+def test_weighting_by_import_path_is_the_users_g_in_training(tmp_path, monkeypatch):
+    """`--weighting MODULE:FUNCTION`: a g from a file in the current directory drives Stage 1 and stays text in
+    config.json. g(x) = max(x, 0) is `linear` with ν solved numerically instead of in closed form: the same update."""
+    (tmp_path / "user_gs_train.py").write_text("import jax.numpy as jnp\n\n\ndef relu(x):\n    return jnp.maximum(x, 0.0)"
+                                              "\n\n\ndef leaky(x):\n    return jnp.maximum(x, 0.1 * x)\n")
+    monkeypatch.chdir(tmp_path)
+    batch, key = random_batch(jax.random.PRNGKey(1)), jax.random.PRNGKey(2)
+    out = {}
+    for weighting in ("linear", "user_gs_train:relu"):
+        config = dataclasses.replace(default_config("simpo").agent, weighting=weighting, num_candidates=4,
+                                     temperature=KL_1, policy=TINY_POLICY)
+        agent = SiMPO(config, obs_dim=5, action_dim=2)
+        out[weighting] = jax.jit(agent.update)(agent.init(jax.random.PRNGKey(0)), batch, key)
+    (s1, m1), (s2, m2) = out.values()
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.allclose(a, b, atol=1e-5)), s1.actor_params,
+                                     s2.actor_params))
+    assert abs(float(m1["actor_loss"]) - float(m2["actor_loss"])) < 1e-4 * (1 + abs(float(m1["actor_loss"])))
+    run = tiny("simpo", "Pendulum-v1", tmp_path / "run")
+    result = train(dataclasses.replace(run, agent=dataclasses.replace(run.agent, weighting="user_gs_train:leaky")))
+    assert json.loads((result.run_dir / "config.json").read_text())["agent"]["weighting"] == "user_gs_train:leaky"
+    rows = read_rows(result.run_dir)
+    assert float(rows[-1]["weights/negative_fraction"]) > 0  # a signed measure: leaky g < 0 below ν
+    assert math.isfinite(float(rows[-1]["actor_loss"]))

@@ -1,5 +1,6 @@
 """Stage 1 properties of `compute_weights`, for every built-in scheme and user-supplied g."""
 
+import re
 from functools import lru_cache
 
 import jax
@@ -231,3 +232,24 @@ def test_non_increasing_user_g_gives_nan_under_jit():
     q = jax.random.normal(jax.random.PRNGKey(0), (3, 8))
     w = jax.jit(lambda q: compute_weights(q, lambda x: -x))(q)
     assert np.all(np.isnan(w))
+
+
+def test_load_weighting_by_import_path_and_its_errors(tmp_path, monkeypatch):
+    from simpo.weighting import is_import_path, load_weighting
+
+    (tmp_path / "user_gs_weighting.py").write_text(
+        "import jax.numpy as jnp\n\n\ndef square(x):\n    return jnp.maximum(x, 0.0) ** 2\n\n\n"
+        "def falling(x):\n    return -x\n\n\ndef negative(x):\n    return jnp.zeros_like(x) - 1.0\n\n\nN = 3\n")
+    monkeypatch.chdir(tmp_path)  # a file in the current directory is importable
+    q = jnp.array([[0.3, -1.2, 2.0, 0.7, 1.9]])
+    g = load_weighting("user_gs_weighting:square")
+    np.testing.assert_allclose(compute_weights(q, g, 0.5), compute_weights(q, "square", 0.5), atol=1e-6)
+    assert is_import_path("pkg.mod:obj.fn") and not is_import_path("signed_linear:floor=-0.02")
+    assert not is_import_path("square")
+    for path, message in [("user_gs_weighting:falling", "must be increasing"),
+                          ("user_gs_weighting:negative", "no normaliser"),
+                          ("user_gs_weighting:N", "is a int, not a function"),
+                          ("user_gs_weighting:nope", "has no attribute nope"),
+                          ("no_such_module_here:g", "cannot import no_such_module_here (ModuleNotFoundError")]:
+        with pytest.raises(ValueError, match=re.escape(f"weighting {path!r}: ") + ".*" + re.escape(message)):
+            load_weighting(path)

@@ -40,7 +40,15 @@ from simpo.temperature import (
     update_temperatures,
     weight_diagnostics,
 )
-from simpo.weighting import BEST_ADVANTAGE, SCHEMES, best_advantage_weights, compute_weights, validate_scheme
+from simpo.weighting import (
+    BEST_ADVANTAGE,
+    SCHEMES,
+    best_advantage_weights,
+    compute_weights,
+    is_import_path,
+    load_weighting,
+    validate_scheme,
+)
 
 WEIGHTINGS = (*SCHEMES, *AUTO_MENUS, BEST_ADVANTAGE)
 
@@ -53,7 +61,8 @@ class SiMPOConfig:
     weighting: Annotated[str, tyro.conf.arg(aliases=("--weighting",))] = "exp"
     """Stage-1 scheme: one of exp, linear, square, power, signed_linear, wd1; auto (simpo.advisor's rule, online:
     square on flat tops, linear on steep ones) or auto_exp (the same with exp on flat tops);
-    or best_advantage (QVPO's: the best candidate only, weighted by its advantage; λ unused)."""
+    or best_advantage (QVPO's: the best candidate only, weighted by its advantage; λ unused); or MODULE:FUNCTION,
+    an increasing g of your own (importable, or a file in the current directory; ν is solved numerically)."""
     power_p: float = 2.0
     """Exponent p of the `power` scheme."""
     floor: float = -math.inf
@@ -91,8 +100,11 @@ class SiMPOConfig:
     """M of the best-of-M evaluation (argmax of min-Q over M policy samples)."""
 
     def __post_init__(self):
-        if self.weighting not in WEIGHTINGS:
-            raise ValueError(f"unknown weighting {self.weighting!r}; allowed: {', '.join(WEIGHTINGS)}")
+        if is_import_path(self.weighting):
+            load_weighting(self.weighting)  # importable, increasing, normalisable: else one clear error now
+        elif self.weighting not in WEIGHTINGS:
+            raise ValueError(f"unknown weighting {self.weighting!r}; allowed: {', '.join(WEIGHTINGS)}, or "
+                             "MODULE:FUNCTION naming an increasing g of your own")
         if self.weighting in SCHEMES:
             validate_scheme(self.weighting, self.weighting_params)
         positive_ints = ("num_candidates", "old_policy_interval", "actor_interval", "eval_candidates", "target_candidates")
@@ -219,7 +231,8 @@ class SiMPO:
         if c.weighting == BEST_ADVANTAGE:
             return best_advantage_weights(q), state.auto_skew, {}, None
         if c.weighting not in AUTO_MENUS:
-            return compute_weights(q, c.weighting, lam, **c.weighting_params), state.auto_skew, {}, None
+            g = load_weighting(c.weighting) if is_import_path(c.weighting) else c.weighting
+            return compute_weights(q, g, lam, **c.weighting_params), state.auto_skew, {}, None
         stats = landscape_stats(jax.lax.stop_gradient(q))
         skew = AUTO_EMA_DECAY * state.auto_skew + (1.0 - AUTO_EMA_DECAY) * stats["skew"]
         choice = choose_scheme(skew)
