@@ -143,8 +143,9 @@ def _leaf_shapes(tree: Any) -> dict[tuple, tuple]:
 
 
 def _shape_mismatch(step_dir: Path, target: Any) -> str | None:
-    """The first array of ``target`` whose shape differs from the one stored at ``step`` (a config that
-    changed a network's width, say), as a message; None when they agree or the metadata cannot be read."""
+    """The first array of ``target`` whose shape differs from the one stored in the checkpoint ``step_dir`` (a
+    config that changed a network's width, say), as a message; None when they agree or the metadata cannot be
+    read."""
     try:
         stored = _leaf_shapes(ocp.StandardCheckpointHandler().metadata(step_dir / _STATE).tree)
     except Exception:  # noqa: BLE001 - unreadable metadata: the restore itself reports it

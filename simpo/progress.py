@@ -1,7 +1,7 @@
 """Progress for long work: env steps/s, the latest eval return, the ETA.
 
 On a terminal it is a rich progress bar. Anywhere else (a log file, CI, a batch job), where a live bar would
-show only at the end, it prints one plain line at every evaluation and at every tenth of the run.
+show only at the end, it prints one plain line at the start, at every evaluation and at every tenth of the run.
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ CASES = [
     Case("signed-linear-floor-positive", train_args("--weighting", "signed_linear", "--agent.floor", "0.5"),
          "floor=0.5 must be <= 0"),
     Case("bandit-negative-seed", ["bandit", *BANDIT_TINY, "--seeds", "-2"],
-         "seed must be an int in [0, 2**32) or a non-empty sequence of them, got [-2]"),
+         "seed must be an int or a non-empty sequence of ints, each in [0, 2**32), got [-2]"),
     Case("advise-one-candidate", ["advise", "--env", "Pendulum-v1", "--candidates", "1"],
          "num_candidates must be >= 2, got 1"),
     Case("eval-episodes-0", ["eval", "--run-dir", "{run}", "--episodes", "0"], "episodes must be >= 1, got 0"),

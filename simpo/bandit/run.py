@@ -151,7 +151,7 @@ def _seeds(seed) -> tuple[tuple[int, ...], bool]:
     if isinstance(seed, (str, bytes, bool)) or not isinstance(seeds, Sequence) or len(seeds) == 0 or not all(
         isinstance(x, (int, np.integer)) and not isinstance(x, bool) and 0 <= x < 2**32 for x in seeds
     ):
-        raise ValueError(f"seed must be an int in [0, 2**32) or a non-empty sequence of them, got {seed!r}")
+        raise ValueError(f"seed must be an int or a non-empty sequence of ints, each in [0, 2**32), got {seed!r}")
     return tuple(int(x) for x in seeds), single
 
 
