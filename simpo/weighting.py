@@ -217,8 +217,9 @@ _IMPORT_PATH = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 
 
 def is_import_path(name: str) -> bool:
-    """Whether ``name`` reads ``MODULE:FUNCTION`` (an increasing g of the user's), not a built-in scheme."""
-    return isinstance(name, str) and _IMPORT_PATH.fullmatch(name) is not None
+    """Whether ``name`` reads ``MODULE:FUNCTION`` (an increasing g of the user's), not a built-in scheme (nor a
+    scheme with a malformed parameter, such as ``power:p``)."""
+    return isinstance(name, str) and _IMPORT_PATH.fullmatch(name) is not None and name.split(":")[0] not in SCHEMES
 
 
 @functools.lru_cache(maxsize=None)

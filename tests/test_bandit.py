@@ -158,6 +158,7 @@ def test_bad_reward_fn():
 def test_parse_scheme():
     assert parse_scheme("exp") == ("exp", {})
     assert parse_scheme("power:p=3") == ("power", {"p": 3.0})
+    assert parse_scheme(" mygs.sub:leaky ") == ("mygs.sub:leaky", {})  # an import path, loaded by run_study
     assert parse_scheme(" signed_linear:floor=-0.05 ") == ("signed_linear", {"floor": -0.05})
     assert parse_scheme("wd1:negative_mass=0.5") == ("wd1", {"negative_mass": 0.5})
     assert parse_scheme("auto") == ("auto", {}) and parse_scheme("auto_exp") == ("auto_exp", {})
@@ -177,9 +178,13 @@ def test_parse_scheme():
             parse_scheme(spec)
 
 
-def test_run_study_writes_outputs_and_refuses_nonempty_dir(tmp_path):
+def test_run_study_writes_outputs_and_refuses_nonempty_dir(tmp_path, monkeypatch):
     run_dir = tmp_path / "study"
-    cfg = BanditConfig(landscape="bad-region", schemes=("linear", "signed_linear:floor=-0.01"), seeds=(0, 1),
+    (tmp_path / "user_gs_bandit.py").write_text("import jax.numpy as jnp\n\n\ndef relu(x):\n"
+                                               "    return jnp.maximum(x, 0.0)\n")
+    monkeypatch.chdir(tmp_path)  # MODULE:FUNCTION from the current directory: relu is `linear`, ν solved numerically
+    schemes = ("linear", "signed_linear:floor=-0.01", "user_gs_bandit:relu")
+    cfg = BanditConfig(landscape="bad-region", schemes=schemes, seeds=(0, 1),
                        epochs=6, run_dir=str(run_dir), hidden_dims=(16, 16), steps=4, groups=2, num_candidates=16,
                        pretrain_steps=20)
     assert run_study(cfg, progress=False) == run_dir
@@ -187,7 +192,9 @@ def test_run_study_writes_outputs_and_refuses_nonempty_dir(tmp_path):
     assert names <= {p.name for p in run_dir.iterdir()}
     rows = list(csv.DictReader((run_dir / "regret.csv").open()))
     assert set(rows[0]) == {"epoch", "scheme", "seed", "regret"}
-    assert len(rows) == 2 * 2 * (6 + 1)  # schemes × seeds × (epochs + the post-pretraining epoch 0)
+    assert len(rows) == 3 * 2 * (6 + 1)  # schemes × seeds × (epochs + the post-pretraining epoch 0)
+    regret = {name: np.array([float(r["regret"]) for r in rows if r["scheme"] == name]) for name in schemes}
+    np.testing.assert_allclose(regret["user_gs_bandit:relu"], regret["linear"], rtol=1e-3, atol=1e-5)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["winner_final_regret"] in cfg.schemes and set(summary["schemes"]) == set(cfg.schemes)
     assert summary["landscape"]["source"].startswith("designed:")

@@ -245,7 +245,7 @@ def test_load_weighting_by_import_path_and_its_errors(tmp_path, monkeypatch):
     g = load_weighting("user_gs_weighting:square")
     np.testing.assert_allclose(compute_weights(q, g, 0.5), compute_weights(q, "square", 0.5), atol=1e-6)
     assert is_import_path("pkg.mod:obj.fn") and not is_import_path("signed_linear:floor=-0.02")
-    assert not is_import_path("square")
+    assert not is_import_path("square") and not is_import_path("power:p")  # a scheme's parameter, malformed
     for path, message in [("user_gs_weighting:falling", "must be increasing"),
                           ("user_gs_weighting:negative", "no normaliser"),
                           ("user_gs_weighting:N", "is a int, not a function"),

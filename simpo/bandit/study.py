@@ -22,7 +22,7 @@ from simpo.advisor import AUTO_MENUS
 from simpo.bandit.landscapes import get_landscape
 from simpo.bandit.plots import plot_landscape, plot_regret, plot_velocity_field, signed_pairs
 from simpo.bandit.run import BanditResult, execute, merge_plans, prepare
-from simpo.weighting import SCHEMES
+from simpo.weighting import SCHEMES, is_import_path, load_weighting
 
 __all__ = ["BanditConfig", "DEFAULT_SCHEMES", "parse_scheme", "run_study"]
 
@@ -40,13 +40,17 @@ _SCHEME_KEYS = {"power": ("p",), "signed_linear": ("floor",), "wd1": ("negative_
 
 
 def parse_scheme(spec: str) -> tuple[str, dict[str, float]]:
-    """``"power:p=3"`` -> ``("power", {"p": 3.0})``; ``"exp"`` -> ``("exp", {})``. One-line ValueError if bad."""
+    """``"power:p=3"`` -> ``("power", {"p": 3.0})``; ``"exp"`` -> ``("exp", {})``; ``"mygs:leaky"`` (an increasing g
+    of the user's, `simpo.weighting.load_weighting`) -> ``("mygs:leaky", {})``. One-line ValueError if bad."""
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"scheme spec must be a non-empty string like 'power:p=3', got {spec!r}")
+    if is_import_path(spec.strip()) and spec.split(":")[0].strip() not in AUTO_MENUS:
+        return spec.strip(), {}
     name, _, rest = spec.strip().partition(":")
     name = name.strip()
     if name not in (*SCHEMES, *AUTO_MENUS):
-        raise ValueError(f"unknown scheme {name!r} in {spec!r}; allowed: {', '.join((*SCHEMES, *AUTO_MENUS))}")
+        raise ValueError(f"unknown scheme {name!r} in {spec!r}; allowed: {', '.join((*SCHEMES, *AUTO_MENUS))}, "
+                         "or MODULE:FUNCTION naming an increasing g of your own")
     params: dict[str, float] = {}
     if rest.strip():
         for item in rest.split(","):
@@ -140,7 +144,8 @@ def run_study(config: BanditConfig, progress: bool = True) -> Path:
     plans = {}
     for spec, (name, params) in specs.items():  # validate everything before running anything
         params = {**_scheme_defaults(config, name), **params}
-        plans[spec] = prepare(landscape.reward_fn, landscape.action_dim, name, config.epochs, list(config.seeds),
+        weighting = load_weighting(name) if is_import_path(name) else name
+        plans[spec] = prepare(landscape.reward_fn, landscape.action_dim, weighting, config.epochs, list(config.seeds),
                               landscape.max_reward, init_mean=landscape.init_mean, init_std=landscape.init_std,
                               **params, **config.bandit_params())
 
