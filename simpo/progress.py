@@ -21,8 +21,8 @@ class TrainingProgress:
     """
 
     def __init__(self, total: int, *, enabled: bool = True, title: str = "training", unit: str = "steps",
-                 console: Console | None = None, milestones: int = 10):
-        self.enabled, self.total, self.title, self.unit = enabled, total, title, unit
+                 console: Console | None = None):
+        self.total, self.title, self.unit = total, title, unit
         self.console = console or Console(stderr=True)
         self.plain = enabled and not self.console.is_terminal
         self._progress = Progress(
@@ -39,7 +39,6 @@ class TrainingProgress:
             refresh_per_second=4,
         )
         self._task = self._progress.add_task(title, total=total, speed="", status="")
-        self._milestones = milestones
         self._start: tuple[float, int] | None = None  # (time, step) of the first advance, then of the last line
         self._completed, self._status, self._printed = 0, "", -1
 
@@ -64,16 +63,14 @@ class TrainingProgress:
 
     def evaluated(self, best_of_n: float, single: float, at: int | None = None) -> None:
         """The latest eval returns; `at` (the eval's env step) also advances to it."""
-        if at is not None:
-            self._completed = at
-            self._progress.update(self._task, completed=at)
+        self._completed = self._completed if at is None else at
         self._status = f"eval {best_of_n:,.1f} (single {single:,.1f})"
-        self._progress.update(self._task, status=self._status)
+        self._progress.update(self._task, completed=self._completed, status=self._status)
         if self.plain:
             self._line()
 
     def _tenth(self, completed: int) -> int:
-        return completed * self._milestones // self.total
+        return completed * 10 // self.total
 
     def _line(self) -> None:
         """`TITLE: 2,000/3,000 steps (67%), 73 steps/s, eval 191.2 (single -25.6), ETA 0:00:14`."""
