@@ -2,6 +2,7 @@
 checkpoint by Tune, search spaces, and bad input (one line, exit 2, nothing written)."""
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -30,9 +31,14 @@ def eval_rows(run_dir: Path) -> list[dict]:
         return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
 
 
-def test_grid_of_two_trials_gives_two_complete_runs_and_resumes_as_done(tmp_path, capsys):
+def test_grid_of_two_trials_gives_two_complete_runs_and_resumes_as_done(tmp_path, capsys, monkeypatch):
+    # the simpo trial trains with a weighting g of the user's own (MODULE:FUNCTION in the current directory):
+    # Tune's worker processes must import it too
+    (tmp_path / "mygs.py").write_text("import jax.numpy as jnp\n\ndef relu(x):\n    return jnp.maximum(x, 0.0)\n")
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "sweep"
-    assert main(["sweep", "--param", "algo=sac,simpo", "--out", str(out), "--total-steps", "300", *TINY]) == 0
+    assert main(["sweep", "--param", "algo=sac,simpo", "--out", str(out), "--total-steps", "300", *TINY,
+                 "--agent.weighting", "mygs:relu"]) == 0
     assert not ray.is_initialized()  # the sweep started a local Ray, and shut it down
     rows = trials(out)
     assert sorted(r["algo"] for r in rows) == ["sac", "simpo"]
@@ -41,6 +47,8 @@ def test_grid_of_two_trials_gives_two_complete_runs_and_resumes_as_done(tmp_path
         assert [r["env_step"] for r in eval_rows(row["run_dir"])] == ["100", "200", "300"]
         assert (Path(row["run_dir"]) / "checkpoints" / "300").is_dir()
         assert Path(row["run_dir"]).parent == out / "runs"
+        if row["algo"] == "simpo":
+            assert json.loads((Path(row["run_dir"]) / "config.json").read_text())["agent"]["weighting"] == "mygs:relu"
     assert len(list((out / "tune").glob("trial-*/result.json"))) == 2  # Tune's own results
     assert (out / "study" / "results.json").is_file()  # the study aggregator read the trials' run dirs
     printed = capsys.readouterr().out
