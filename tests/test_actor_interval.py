@@ -157,6 +157,33 @@ def test_auto_exp_held_on_exp_is_the_exp_update_bit_for_bit():
         assert same(s_auto.temperature.log_temperature[0], s_exp.temperature.log_temperature)
 
 
+@pytest.mark.parametrize("k", [1, 2])
+def test_auto_hold_keeps_the_flat_scheme_for_its_first_actor_updates(k):
+    """`auto_hold` = 3: the first 3 actor updates use the menu's flat scheme (choice 0) although the EMA says steep;
+    the 4th follows the rule. The EMA itself runs through the hold, and the held updates are plain flat updates."""
+    held, free = agent_with(k, "auto_exp", auto_hold=3), agent_with(k, "auto_exp")
+    state = held.init(jax.random.PRNGKey(0))._replace(auto_skew=jnp.asarray(100.0))  # far above 0: steep throughout
+    up_held, up_free, s_free = jax.jit(held.update), jax.jit(free.update), state
+    for i in range(4 * k):
+        batch, key = random_batch(jax.random.PRNGKey(10 + i)), jax.random.PRNGKey(i)
+        (new, m), (s_free, m_free) = up_held(state, batch, key), up_free(s_free, batch, key)
+        if (i + 1) % k == 0:
+            assert int(m_free["weighting/auto_choice"]) == 1  # without the hold: linear from the first update
+            actor_updates = (i + 1) // k
+            assert int(m["weighting/auto_choice"]) == (0 if actor_updates <= 3 else 1)
+            assert float(new.auto_skew) == pytest.approx(float(s_free.auto_skew))  # the EMA is not held
+        state = new
+    assert int(state.auto_steep) == 1
+
+
+@pytest.mark.parametrize("weighting, hold, message", [("auto", -1, "auto_hold must be an int >= 0"),
+                                                      ("auto", 2.5, "auto_hold must be an int >= 0"),
+                                                      ("exp", 10, "auto_hold applies to --weighting auto")])
+def test_auto_hold_bad_values(weighting, hold, message):
+    with pytest.raises(ValueError, match=message):
+        SiMPOConfig(weighting=weighting, auto_hold=hold)
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5])
 def test_actor_interval_must_be_a_positive_int(bad):
     with pytest.raises(ValueError, match="actor_interval"):

@@ -69,6 +69,10 @@ class SiMPOConfig:
     """Floor of the `signed_linear` scheme (<= 0; -inf: no floor)."""
     negative_mass: float = 1.0
     """Negative mass c of the `wd1` scheme."""
+    auto_hold: int = 0
+    """`auto` / `auto_exp`: use the menu's flat scheme (square / exp) for the first this-many actor updates, while
+    the skew EMA (from 0) warms up on a barely trained critic; the rule decides after that. 0: no hold (the rule as
+    validated on the bandits, docs/advisor.md)."""
     temperature: TemperatureConfig = TemperatureConfig(target="kl", init=1.0, kl_target=2.0, lr=3e-4)
     num_candidates: int = 64
     candidate_noise: float = 0.2
@@ -107,6 +111,10 @@ class SiMPOConfig:
                              "MODULE:FUNCTION naming an increasing g of your own")
         if self.weighting in SCHEMES:
             validate_scheme(self.weighting, self.weighting_params)
+        if not isinstance(self.auto_hold, int) or self.auto_hold < 0:
+            raise ValueError(f"auto_hold must be an int >= 0 (actor updates), got {self.auto_hold!r}")
+        if self.auto_hold and self.weighting not in AUTO_MENUS:
+            raise ValueError(f"auto_hold applies to --weighting {' or '.join(AUTO_MENUS)} only, not {self.weighting!r}")
         positive_ints = ("num_candidates", "old_policy_interval", "actor_interval", "eval_candidates", "target_candidates")
         for name in positive_ints:
             value = getattr(self, name)
@@ -225,7 +233,7 @@ class SiMPO:
     def weights(self, state: SiMPOState, q: jax.Array) -> tuple[jax.Array, jax.Array, dict[str, jax.Array], jax.Array]:
         """Stage-1 weights: (weights, auto skew, metrics, every menu scheme's weights or None). `auto` / `auto_exp`:
         an EMA of the candidate-Q skew picks the menu's flat (square / exp) or steep (linear) scheme with the
-        advisor's rule (simpo.advisor.choose_scheme); each scheme has its own λ (simpo.temperature.init_temperatures)
+        advisor's rule (simpo.advisor.choose_scheme; the flat one during `auto_hold`); each scheme has its own λ (simpo.temperature.init_temperatures)
         and its weights are all computed, so every λ can be tuned on its own scheme; the choice is logged."""
         c, lam = self.config, temperature_value(state.temperature)
         if c.weighting == BEST_ADVANTAGE:
@@ -236,6 +244,8 @@ class SiMPO:
         stats = landscape_stats(jax.lax.stop_gradient(q))
         skew = AUTO_EMA_DECAY * state.auto_skew + (1.0 - AUTO_EMA_DECAY) * stats["skew"]
         choice = choose_scheme(skew)
+        if c.auto_hold:  # the flat scheme for the first auto_hold actor updates (this one counted)
+            choice = jnp.where((state.step + 1) // c.actor_interval <= c.auto_hold, 0, choice)
         menu = jnp.stack([compute_weights(q, s, lam[m]) for m, s in enumerate(AUTO_MENUS[c.weighting])])
         metrics = {"weighting/auto_choice": choice, "weighting/auto_skew": skew, "weighting/batch_skew": stats["skew"]}
         return menu[choice], skew, metrics, menu
