@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from simpo.advisor import AUTO_MENUS, choose_scheme
+from simpo.advisor import AUTO_EMA_DECAY, AUTO_MENUS, choose_scheme
 from simpo.agents.critic import critic_step, polyak, td_target
 from simpo.agents.simpo_agent import SiMPO, SiMPOConfig
 from simpo.temperature import temperature_value, update_temperature, weight_diagnostics
@@ -160,18 +160,19 @@ def test_auto_exp_held_on_exp_is_the_exp_update_bit_for_bit():
 @pytest.mark.parametrize("k", [1, 2])
 def test_auto_hold_keeps_the_flat_scheme_for_its_first_actor_updates(k):
     """`auto_hold` = 3: the first 3 actor updates use the menu's flat scheme (choice 0) although the EMA says steep;
-    the 4th follows the rule. The EMA itself runs through the hold, and the held updates are plain flat updates."""
-    held, free = agent_with(k, "auto_exp", auto_hold=3), agent_with(k, "auto_exp")
+    the 4th follows the rule. The EMA itself runs through the hold: each actor update mixes in its batch skew."""
+    held = agent_with(k, "auto_exp", auto_hold=3)
     state = held.init(jax.random.PRNGKey(0))._replace(auto_skew=jnp.asarray(100.0))  # far above 0: steep throughout
-    up_held, up_free, s_free = jax.jit(held.update), jax.jit(free.update), state
+    update = jax.jit(held.update)
     for i in range(4 * k):
-        batch, key = random_batch(jax.random.PRNGKey(10 + i)), jax.random.PRNGKey(i)
-        (new, m), (s_free, m_free) = up_held(state, batch, key), up_free(s_free, batch, key)
+        new, m = update(state, random_batch(jax.random.PRNGKey(10 + i)), jax.random.PRNGKey(i))
         if (i + 1) % k == 0:
-            assert int(m_free["weighting/auto_choice"]) == 1  # without the hold: linear from the first update
-            actor_updates = (i + 1) // k
-            assert int(m["weighting/auto_choice"]) == (0 if actor_updates <= 3 else 1)
-            assert float(new.auto_skew) == pytest.approx(float(s_free.auto_skew))  # the EMA is not held
+            assert int(choose_scheme(new.auto_skew)) == 1  # the rule alone says steep on every update
+            assert int(m["weighting/auto_choice"]) == (0 if (i + 1) // k <= 3 else 1)
+            expected = AUTO_EMA_DECAY * float(state.auto_skew) + (1 - AUTO_EMA_DECAY) * float(m["weighting/batch_skew"])
+            assert float(new.auto_skew) == pytest.approx(expected, rel=1e-5)
+        else:
+            assert float(new.auto_skew) == float(state.auto_skew)
         state = new
     assert int(state.auto_steep) == 1
 

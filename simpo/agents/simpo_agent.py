@@ -16,23 +16,20 @@ the authors' flow-rl port has it) are presets of this agent (simpo.presets).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
-import tyro
 
 from simpo.advisor import AUTO_EMA_DECAY, AUTO_MENUS, choose_scheme, landscape_stats
 from simpo.agents.base import EVAL_MODES, Batch
 from simpo.agents.critic import CriticState, DoubleCritic, critic_step, init_critic_state, polyak, td_target
-from simpo.policies import PolicyConfig, make_policy
+from simpo.agents.simpo_config import SiMPOConfig
+from simpo.policies import make_policy
 from simpo.temperature import (
-    TemperatureConfig,
     TemperatureState,
-    check_reachable,
     init_temperature,
     init_temperatures,
     temperature_value,
@@ -40,106 +37,9 @@ from simpo.temperature import (
     update_temperatures,
     weight_diagnostics,
 )
-from simpo.weighting import (
-    BEST_ADVANTAGE,
-    SCHEMES,
-    best_advantage_weights,
-    compute_weights,
-    is_import_path,
-    load_weighting,
-    validate_scheme,
-)
+from simpo.weighting import BEST_ADVANTAGE, best_advantage_weights, compute_weights, is_import_path, load_weighting
 
-WEIGHTINGS = (*SCHEMES, *AUTO_MENUS, BEST_ADVANTAGE)
-
-
-@dataclass(frozen=True)
-class SiMPOConfig:
-    """Hyperparameters of the SiMPO agent. Defaults are the authors' (`paper` preset, SPEC §5)."""
-
-    policy: PolicyConfig = PolicyConfig(kind="diffusion", steps=20)
-    weighting: Annotated[str, tyro.conf.arg(aliases=("--weighting",))] = "exp"
-    """Stage-1 scheme: one of exp, linear, square, power, signed_linear, wd1; auto (simpo.advisor's rule, online:
-    square on flat tops, linear on steep ones) or auto_exp (the same with exp on flat tops);
-    or best_advantage (QVPO's: the best candidate only, weighted by its advantage; λ unused); or MODULE:FUNCTION,
-    an increasing g of your own (importable, or a file in the current directory; ν is solved numerically)."""
-    power_p: float = 2.0
-    """Exponent p of the `power` scheme."""
-    floor: float = -math.inf
-    """Floor of the `signed_linear` scheme (<= 0; -inf: no floor)."""
-    negative_mass: float = 1.0
-    """Negative mass c of the `wd1` scheme."""
-    auto_hold: int = 0
-    """`auto` / `auto_exp`: use the menu's flat scheme (square / exp) for the first this-many actor updates, while
-    the skew EMA (from 0) warms up on a barely trained critic; the rule decides after that. 0: no hold (the rule as
-    validated on the bandits, docs/advisor.md)."""
-    temperature: TemperatureConfig = TemperatureConfig(target="kl", init=1.0, kl_target=2.0, lr=3e-4)
-    num_candidates: int = 64
-    candidate_noise: float = 0.2
-    """σ of the Gaussian jitter added to candidates from π_old before clipping."""
-    old_policy_interval: int = 1000
-    """π_old is a hard copy of the actor, refreshed every this many updates."""
-    actor_interval: int = 1
-    """Stage 1 + Stage 2 + the λ step run on every this-many-th update (the k-th, 2k-th, ...); the critic and its
-    targets on every update. 1: the authors' schedule. With k > 1 the metric `actor_updated` is 1 on updates that ran
-    the actor side; skipped ones report the actor-side metrics of the last update that ran it (zeros before the first),
-    which are current for λ and the `auto` EMA: both change on actor updates only."""
-    uniform_actions: int = 0
-    """QVPO's entropy term: this many actions per state drawn from U[-1, 1]^d ..."""
-    uniform_weight: float = 0.0
-    """... each trained with this weight times the state's total candidate weight Σ_i w_i (1 for normalised
-    schemes; QVPO's advantage for best_advantage), as the port's entropy_coef."""
-    target_candidates: int = 1
-    """The TD target's next action: the best of this many policy samples by min target-Q (QVPO's port: 4 on
-    HalfCheetah, 1 on Hopper, else 2); 1: one sample (SiMPO, DPMD)."""
-    target_policy_tau: float = 0.0
-    """> 0: the TD target's next actions come from an EMA copy of the actor, Polyak-averaged at this rate every update
-    (QVPO's port: its `ema`, 0.005); 0: from the current actor (SiMPO, DPMD; the qvpo preset so far)."""
-    actor_lr: float = 1e-4
-    critic_lr: float = 3e-4
-    critic_hidden_dims: tuple[int, ...] = (256, 256)
-    discount: float = 0.99
-    tau: float = 0.005
-    eval_candidates: int = 10
-    """M of the best-of-M evaluation (argmax of min-Q over M policy samples)."""
-
-    def __post_init__(self):
-        if is_import_path(self.weighting):
-            load_weighting(self.weighting)  # importable, increasing, normalisable: else one clear error now
-        elif self.weighting not in WEIGHTINGS:
-            raise ValueError(f"unknown weighting {self.weighting!r}; allowed: {', '.join(WEIGHTINGS)}, or "
-                             "MODULE:FUNCTION naming an increasing g of your own")
-        if self.weighting in SCHEMES:
-            validate_scheme(self.weighting, self.weighting_params)
-        if not isinstance(self.auto_hold, int) or self.auto_hold < 0:
-            raise ValueError(f"auto_hold must be an int >= 0 (actor updates), got {self.auto_hold!r}")
-        if self.auto_hold and self.weighting not in AUTO_MENUS:
-            raise ValueError(f"auto_hold applies to --weighting {' or '.join(AUTO_MENUS)} only, not {self.weighting!r}")
-        positive_ints = ("num_candidates", "old_policy_interval", "actor_interval", "eval_candidates", "target_candidates")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-        for name in ("actor_lr", "critic_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if not 0 < self.discount <= 1:
-            raise ValueError(f"discount must be in (0, 1], got {self.discount}")
-        if not 0 < self.tau <= 1:
-            raise ValueError(f"tau must be in (0, 1], got {self.tau}")
-        if not 0 <= self.target_policy_tau <= 1:
-            raise ValueError(f"target_policy_tau must be in [0, 1] (0: no EMA actor), got {self.target_policy_tau}")
-        if self.candidate_noise < 0 or self.uniform_actions < 0 or self.uniform_weight < 0:
-            raise ValueError("candidate_noise, uniform_actions and uniform_weight must be >= 0")
-        if self.weighting == BEST_ADVANTAGE and self.temperature.target != "fixed":
-            raise ValueError("weighting best_advantage has no temperature; set --agent.temperature.target fixed "
-                             "(the qvpo preset does)")
-        check_reachable(self.temperature, self.num_candidates)
-
-    @property
-    def weighting_params(self) -> dict[str, float]:
-        return {"power": {"p": self.power_p}, "signed_linear": {"floor": self.floor},
-                "wd1": {"negative_mass": self.negative_mass}}.get(self.weighting, {})
+__all__ = ["SiMPO", "SiMPOConfig", "SiMPOState"]
 
 
 class SiMPOState(NamedTuple):
