@@ -38,7 +38,7 @@ SCHEMES: dict[str, str] = {
     "square": "max(q/λ − ν, 0)²; α-divergence with p = 2",
     "power": "max(q/λ − ν, 0)^p, p > 0; α-divergence with p = 1/(α − 1) (Example 3.3)",
     "signed_linear": "max(q/λ − ν, floor), floor ≤ 0 (default −inf: q/λ − mean + 1/N); signed",
-    "wd1": "(1 + c)·softmax(q/λ) − c·softmax(−q/λ), c ≥ 0 (wd1, Example 3.4); signed",
+    "wd1": "(1 + c)·softmax(q/λ) − c·softmax(−q/λ), c ≥ 0 (wd1-style, Example 3.4; our form); signed",
 }
 _PARAMS: dict[str, dict[str, float]] = {
     "exp": {},
@@ -168,7 +168,8 @@ def _power(u: jax.Array, p) -> jax.Array:
 
 
 def _wd1(u: jax.Array, negative_mass) -> jax.Array:
-    """(1 + c)·softmax(u) - c·softmax(-u): positive mass 1 + c, negative mass c, Σ w = 1."""
+    """(1 + c)·softmax(u) - c·softmax(-u): positive mass 1 + c, negative mass c, Σ w = 1. This form is ours: the
+    paper's Example 3.4 text was not recoverable (docs/paper_notes.md); it keeps wd1's repulsion from softmax(-u)."""
     return (1.0 + negative_mass) * jax.nn.softmax(u, axis=-1) - negative_mass * jax.nn.softmax(-u, axis=-1)
 
 

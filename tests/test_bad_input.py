@@ -133,6 +133,8 @@ CASES = [
     Case("power-p-not-positive", train_args("--weighting", "power", "--agent.power-p", "0"), "p=0.0 must be > 0"),
     Case("signed-linear-floor-positive", train_args("--weighting", "signed_linear", "--agent.floor", "0.5"),
          "floor=0.5 must be <= 0"),
+    Case("signed-linear-unfloored-kl", train_args("--weighting", "signed_linear"),
+         "temperature target kl cannot tune signed_linear without a floor"),
     Case("bandit-negative-seed", ["bandit", *BANDIT_TINY, "--seeds", "-2"],
          "seed must be an int or a non-empty sequence of ints, each in [0, 2**32), got [-2]"),
     Case("advise-one-candidate", ["advise", "--env", "Pendulum-v1", "--candidates", "1"],

@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from simpo.agents.simpo_config import SiMPOConfig
 from simpo.temperature import (
     TemperatureConfig,
     check_reachable,
@@ -48,6 +49,24 @@ def test_ess_target_is_reached_for_signed_weights_too(scheme):
     config = TemperatureConfig(target="ess", init=1.0, ess_target=0.3, lr=0.05)
     w, _ = tune(config, scheme)
     assert abs(float(jnp.mean(effective_sample_fraction(w))) - 0.3) < 0.03
+
+
+def test_unfloored_signed_linear_caps_the_kl_so_the_agent_refuses_the_kl_target():
+    """Unfloored signed_linear's weights are affine in q/λ: as λ falls they only grow, the normalised non-negative
+    part keeps its shape, and KL(w̃ ‖ uniform) stops at a cap set by Q's spread (under 1 here, log N = 4.16), while a
+    floor or sparsemax goes on to one-hot. A KL target above the cap drives λ down for ever: SiMPOConfig refuses it."""
+    q = jax.random.normal(jax.random.PRNGKey(0), (256, 64))
+
+    def kl(scheme, lam, **params):
+        return float(jnp.mean(kl_to_uniform(compute_weights(q, scheme, lam, **params))))
+
+    capped = [kl("signed_linear", lam) for lam in (1e-2, 1e-3, 1e-4)]
+    assert max(capped) - min(capped) < 1e-3 and max(capped) < 1.0
+    assert kl("signed_linear", 1e-4, floor=-0.02) > 4.0 and kl("linear", 1e-4) > 4.0
+    with pytest.raises(ValueError, match="cannot tune signed_linear without a floor"):
+        SiMPOConfig(weighting="signed_linear")
+    SiMPOConfig(weighting="signed_linear", temperature=TemperatureConfig(target="ess"))  # ESS is reachable
+    SiMPOConfig(weighting="signed_linear", floor=-0.02)
 
 
 def test_a_menu_tunes_one_temperature_per_scheme_as_if_each_were_alone():
