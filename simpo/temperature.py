@@ -66,8 +66,8 @@ class TemperatureConfig:
     def __post_init__(self):
         if self.target not in ("fixed", "kl", "ess"):
             raise ValueError(f"temperature target must be one of fixed, kl, ess; got {self.target!r}")
-        if not self.init > 0:
-            raise ValueError(f"temperature init must be > 0, got {self.init}")
+        if not 0 < self.init < math.inf:
+            raise ValueError(f"temperature init must be finite and > 0, got {self.init}")
         if not self.kl_target > 0:
             raise ValueError(f"temperature kl_target must be > 0, got {self.kl_target}")
         if not 0 < self.ess_target <= 1:

@@ -273,8 +273,8 @@ def compute_weights(q: jax.Array, scheme: Weighting = "exp", temperature=1.0, **
         q = q.astype(jnp.float32)
     if q.ndim < 1 or q.shape[-1] < 1:
         raise ValueError(f"q must have shape (..., N) with N >= 1 candidates, got {q.shape}")
-    if _is_concrete(temperature) and not np.all(np.asarray(temperature) > 0):
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if _is_concrete(temperature) and not np.all((np.asarray(temperature) > 0) & np.isfinite(temperature)):
+        raise ValueError(f"temperature must be finite and > 0, got {temperature}")
     u = _shifted_values(q, temperature)
     if callable(scheme):
         w, nu = _custom(u, scheme)

@@ -121,7 +121,7 @@ CASES = [
     Case("unknown-bandit-scheme", ["bandit", "--schemes", "foo", "exp"], "unknown scheme 'foo' in 'foo'; allowed: exp"),
     Case("unknown-flag", train_args("--bogus", "1"), "bogus"),
     # out-of-range numbers
-    Case("temperature-not-positive", train_args("--agent.temperature.init", "0"), "init must be > 0, got 0"),
+    Case("temperature-not-positive", train_args("--agent.temperature.init", "0"), "init must be finite and > 0, got 0"),
     Case("N-below-1", train_args("--agent.num-candidates", "0"), "num_candidates must be an int >= 1, got 0"),
     Case("kl-target-unreachable", train_args("--agent.num-candidates", "4"),
          "temperature kl_target 2 is unreachable with 4 candidates: KL(weights || uniform) <= log N = 1.386"),
@@ -259,7 +259,7 @@ def _make(factory: str, **kwargs):
 API_CASES = [
     ("compute_weights-g-decreasing", _compute_weights(lambda x: -x), "must be increasing"),
     ("compute_weights-unknown-scheme", _compute_weights("foo"), "allowed"),
-    ("compute_weights-temperature-0", _compute_weights("exp", 0.0), "temperature must be > 0"),
+    ("compute_weights-temperature-0", _compute_weights("exp", 0.0), "temperature must be finite and > 0"),
     ("compute_weights-power-p-0", _compute_weights("power", p=0.0), "p=0.0 must be > 0"),
     ("bandit.run-g-decreasing", _bandit(weighting=lambda x: -x), "must be increasing"),
     ("bandit.run-unknown-scheme", _bandit(weighting="foo"), "unknown weighting scheme 'foo'; allowed: exp"),
@@ -267,7 +267,7 @@ API_CASES = [
     ("SiMPOConfig-N-0", _make("SiMPOConfig", num_candidates=0), "num_candidates must be an int >= 1"),
     ("SiMPOConfig-unknown-weighting", _make("SiMPOConfig", weighting="foo"), "allowed: exp, linear"),
     ("PolicyConfig-K-0", _make("PolicyConfig", steps=0), "steps must be an int >= 1"),
-    ("TemperatureConfig-init-0", _make("TemperatureConfig", init=0.0), "must be > 0"),
+    ("TemperatureConfig-init-0", _make("TemperatureConfig", init=0.0), "must be finite and > 0"),
     ("TrainConfig-batch-over-buffer", _make("TrainConfig", batch_size=512, buffer_size=100),
      "batch_size (512) must be <= buffer_size (100)"),
     ("TrainConfig-negative-steps", _make("TrainConfig", total_steps=-5), "total_steps must be >= 0"),

@@ -113,7 +113,8 @@ def test_diagnostics_on_known_weights():
     "kwargs,message",
     [
         ({"target": "entropy"}, "temperature target must be one of fixed, kl, ess"),
-        ({"init": 0.0}, "init must be > 0"),
+        ({"init": 0.0}, "init must be finite and > 0"),
+        ({"init": float("inf")}, "init must be finite and > 0"),
         ({"ess_target": 1.5}, "ess_target must be in"),
         ({"lr": -1.0}, "lr must be > 0"),
     ],
