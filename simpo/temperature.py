@@ -14,6 +14,7 @@ pure and can be called inside a jitted update.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -21,6 +22,8 @@ from typing import Literal, NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+
+from simpo.weighting import compute_weights
 
 
 def kl_to_uniform(weights: jax.Array) -> jax.Array:
@@ -97,6 +100,33 @@ def check_reachable(config: TemperatureConfig, num_candidates: int) -> None:
         raise ValueError(f"temperature kl_target {config.kl_target:g} is unreachable with {num_candidates} candidates: "
                          f"KL(weights || uniform) <= log N = {math.log(num_candidates):.3f}; choose a kl_target below "
                          "that, or more candidates")
+
+
+@functools.lru_cache(maxsize=64)
+def kl_cap(weighting, num_candidates: int, **params) -> float:
+    """The KL(w̃ ‖ uniform) a scheme tends to as λ → 0 (λ = 1e-4 on standard-normal Q, 1,024 states × N).
+
+    log N for a scheme whose weights become one-hot (exp, linear, square, power, wd1, a floored signed_linear);
+    less for one whose weights keep their shape and only grow with 1/λ: unfloored signed_linear (w = q/λ − mean +
+    1/N, affine in q: 0.95 at N = 8, 0.97 at N = 64) or a leaky-ReLU g (1.71 at N = 8, 2.00 at N = 64); or stay
+    bounded, e.g. tanh (log 2). A `kl` target at or above the cap is never met: the tuner lowers λ for ever and the
+    weights grow as 1/λ (the bandit's unfloored signed_linear: λ 0.04 → 5e-4 in 15 epochs, negative mass −1,300 per
+    state, then the policy in the pit; docs/bandits.md). The cap moves with Q's shape; Gaussian Q is the reference."""
+    q = jax.random.normal(jax.random.PRNGKey(0), (1024, num_candidates))
+    return float(jnp.mean(kl_to_uniform(compute_weights(q, weighting, 1e-4, **params))))
+
+
+def check_kl_cap(config: TemperatureConfig, weighting, num_candidates: int, name: str, **params) -> None:
+    """One-line ValueError if the `kl` target is at or above the scheme's `kl_cap` (which is log N at most)."""
+    if config.target != "kl":
+        return
+    cap = kl_cap(weighting, num_candidates, **params)
+    if config.kl_target >= cap:
+        floor = ", or a floor, e.g. --agent.floor -0.02" if weighting == "signed_linear" else ""
+        raise ValueError(f"temperature kl_target {config.kl_target:g} is out of reach for weighting {name}: as λ -> 0 "
+                         f"its weights only grow with 1/λ and KL(weights || uniform) stops at {cap:.2f} (Gaussian Q, "
+                         f"{num_candidates} candidates), so λ would fall for ever; use --agent.temperature.target ess "
+                         f"(or fixed), a kl_target below {cap:.2f}{floor}")
 
 
 def init_temperature(config: TemperatureConfig) -> TemperatureState:

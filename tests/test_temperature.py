@@ -12,6 +12,7 @@ from simpo.temperature import (
     effective_sample_fraction,
     init_temperature,
     init_temperatures,
+    kl_cap,
     kl_to_uniform,
     temperature_value,
     update_temperature,
@@ -51,21 +52,29 @@ def test_ess_target_is_reached_for_signed_weights_too(scheme):
     assert abs(float(jnp.mean(effective_sample_fraction(w))) - 0.3) < 0.03
 
 
-def test_unfloored_signed_linear_caps_the_kl_so_the_agent_refuses_the_kl_target():
-    """Unfloored signed_linear's weights are affine in q/λ: as λ falls they only grow, the normalised non-negative
-    part keeps its shape, and KL(w̃ ‖ uniform) stops at a cap set by Q's spread (under 1 here, log N = 4.16), while a
-    floor or sparsemax goes on to one-hot. A KL target above the cap drives λ down for ever: SiMPOConfig refuses it."""
-    q = jax.random.normal(jax.random.PRNGKey(0), (256, 64))
+def leaky(x):
+    return jnp.maximum(x, 0.1 * x)
+
+
+def test_weights_that_only_grow_as_lambda_falls_cap_the_kl_and_the_agent_refuses_a_target_above_it():
+    """Unfloored signed_linear (affine in q/λ) and a leaky-ReLU g keep their shape as λ falls: the normalised
+    non-negative part that KL(w̃ ‖ uniform) sees stops changing, at a cap under log N, while a floor, sparsemax or wd1
+    go on to one-hot. A `kl` target above the cap would drive λ down for ever: SiMPOConfig refuses it."""
+    q = jax.random.normal(jax.random.PRNGKey(1), (256, 64))
 
     def kl(scheme, lam, **params):
         return float(jnp.mean(kl_to_uniform(compute_weights(q, scheme, lam, **params))))
 
-    capped = [kl("signed_linear", lam) for lam in (1e-2, 1e-3, 1e-4)]
-    assert max(capped) - min(capped) < 1e-3 and max(capped) < 1.0
-    assert kl("signed_linear", 1e-4, floor=-0.02) > 4.0 and kl("linear", 1e-4) > 4.0
-    with pytest.raises(ValueError, match="cannot tune signed_linear without a floor"):
+    for scheme, cap in (("signed_linear", 1.0), (leaky, 2.02)):
+        values = [kl(scheme, lam) for lam in (1e-2, 1e-3, 1e-4)]
+        assert max(values) - min(values) < 2e-3 and max(values) < cap, (scheme, values)
+        assert abs(kl_cap(scheme, 64) - values[-1]) < 0.03  # the reference Q differs from this q
+    for scheme, params in (("signed_linear", {"floor": -0.02}), ("linear", {}), ("wd1", {})):
+        assert kl(scheme, 1e-4, **params) > 4.1 and kl_cap(scheme, 64, **params) > 4.1  # log 64 = 4.16
+    with pytest.raises(ValueError, match=r"kl_target 2 is out of reach for weighting signed_linear: .* stops at 0\.97"):
         SiMPOConfig(weighting="signed_linear")
-    SiMPOConfig(weighting="signed_linear", temperature=TemperatureConfig(target="ess"))  # ESS is reachable
+    for target in (TemperatureConfig(target="ess"), TemperatureConfig(target="kl", kl_target=0.5)):
+        SiMPOConfig(weighting="signed_linear", temperature=target)  # ESS is reachable; so is a KL under the cap
     SiMPOConfig(weighting="signed_linear", floor=-0.02)
 
 

@@ -229,3 +229,7 @@ def test_weighting_by_import_path_is_the_users_g_in_training(tmp_path, monkeypat
     rows = read_rows(result.run_dir)
     assert float(rows[-1]["weights/negative_fraction"]) > 0  # a signed measure: leaky g < 0 below ν
     assert math.isfinite(float(rows[-1]["actor_loss"]))
+    # its KL(w̃ ‖ uniform) stops at 1.29 as λ -> 0 with 4 candidates (1.71 with 8): above that, a kl target is refused
+    with pytest.raises(ValueError, match=r"kl_target 2 is out of reach for weighting user_gs_train:leaky: .* 1\.71"):
+        dataclasses.replace(run.agent, weighting="user_gs_train:leaky", num_candidates=8,
+                            temperature=default_config("simpo").agent.temperature)

@@ -10,18 +10,10 @@ import tyro
 
 from simpo.advisor import AUTO_MENUS
 from simpo.policies import PolicyConfig
-from simpo.temperature import TemperatureConfig, check_reachable
+from simpo.temperature import TemperatureConfig, check_kl_cap, check_reachable
 from simpo.weighting import BEST_ADVANTAGE, SCHEMES, is_import_path, load_weighting, validate_scheme
 
 WEIGHTINGS = (*SCHEMES, *AUTO_MENUS, BEST_ADVANTAGE)
-# Unfloored signed_linear, w = q/λ − mean + 1/N, is affine in q/λ: a smaller λ only scales the weights, so the
-# normalised non-negative part that the `kl` target measures keeps its shape, and KL(w̃ ‖ uniform) stays under a cap
-# set by the spread of Q (about 0.97 for Gaussian Q at N = 64; tests/test_temperature.py). Above the cap the tuner
-# lowers λ for ever and the weights grow as 1/λ (the bandit study's unfloored arm: λ 0.04 → 5e-4, negative mass
-# −17 → −1300 per state, docs/bandits.md). ESS is reachable for it: 1 at λ → ∞, → 0 as λ → 0.
-UNFLOORED_KL = ("temperature target kl cannot tune signed_linear without a floor: its weights q/λ - mean + 1/N only "
-                "scale with 1/λ, so KL(weights || uniform) stays under a cap set by the spread of Q (about 1) and λ "
-                "would fall for ever; use --agent.temperature.target ess (or fixed), or a floor, e.g. --agent.floor -0.02")
 
 
 @dataclass(frozen=True)
@@ -37,7 +29,8 @@ class SiMPOConfig:
     power_p: float = 2.0
     """Exponent p of the `power` scheme."""
     floor: float = -math.inf
-    """Floor of the `signed_linear` scheme (<= 0; -inf: no floor, which needs temperature target ess or fixed)."""
+    """Floor of the `signed_linear` scheme (<= 0; -inf: no floor; then a `kl` temperature target must be under its cap,
+    simpo.temperature.kl_cap: about 0.95 on Gaussian Q, so the default 2.0 is refused; use `ess`)."""
     negative_mass: float = 1.0
     """Negative mass c of the `wd1` scheme."""
     auto_hold: int = 0
@@ -106,8 +99,10 @@ class SiMPOConfig:
             raise ValueError("weighting best_advantage has no temperature; set --agent.temperature.target fixed "
                              "(the qvpo preset does)")
         check_reachable(self.temperature, self.num_candidates)
-        if self.weighting == "signed_linear" and math.isinf(self.floor) and self.temperature.target == "kl":
-            raise ValueError(UNFLOORED_KL)
+        if self.temperature.target == "kl" and (is_import_path(self.weighting) or (
+                self.weighting == "signed_linear" and math.isinf(self.floor))):  # weights that may not become one-hot
+            g = load_weighting(self.weighting) if is_import_path(self.weighting) else self.weighting
+            check_kl_cap(self.temperature, g, self.num_candidates, self.weighting, **self.weighting_params)
 
     @property
     def weighting_params(self) -> dict[str, float]:

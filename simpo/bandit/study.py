@@ -4,8 +4,8 @@ Scheme specs are strings ``name[:key=value,...]``, e.g. ``"power:p=3"`` or ``"si
 (:func:`parse_scheme`). The default list covers every built-in scheme plus non-negative/signed pairs, so the
 effect of negative weights is visible: ``exp`` vs ``wd1`` and ``linear`` vs ``signed_linear`` with a floor of
 −0.005 ≈ −0.3/N for N = 64 (in the range −0.1/N … −0.4/N the authors' fork tried), a deeper floor of −0.02 ≈
-−1.3/N, and no floor at all (unbounded negative mass; its KL is capped under the target, so λ falls for ever:
-the failure case, docs/bandits.md; simpo.agents.simpo_config.UNFLOORED_KL).
+−1.3/N, and no floor at all (unbounded negative mass; its KL is capped under the target, so λ kept falling:
+the failure case, docs/bandits.md; simpo.temperature.kl_cap).
 """
 
 from __future__ import annotations
