@@ -27,7 +27,7 @@ class SiMPOConfig:
     or best_advantage (QVPO's: the best candidate only, weighted by its advantage; λ unused); or MODULE:FUNCTION,
     an increasing g of your own (importable, or a file in the current directory; ν is solved numerically)."""
     power_p: float = 2.0
-    """Exponent p of the `power` scheme."""
+    """Exponent p of the `power` scheme (>= 0.5: smaller p are not resolved in float32)."""
     floor: float = -math.inf
     """Floor of the `signed_linear` scheme (<= 0; -inf: no floor; then a `kl` temperature target must be under its cap,
     simpo.temperature.kl_cap: about 0.95 on Gaussian Q, so the default 2.0 is refused; use `ess`)."""
