@@ -165,6 +165,49 @@ def test_aggregate_keeps_runs_that_differ_in_a_setting_apart(tmp_path):
     assert foo["simpo-exp[actor_lr=0.0003]"]["seeds"] == [0, 1]
 
 
+def _set(path, **fields):
+    config = json.loads((path / "config.json").read_text())
+    agent = {k.removeprefix("agent_"): v for k, v in fields.items() if k.startswith("agent_")}
+    config["agent"].update(agent)
+    config.update({k: v for k, v in fields.items() if not k.startswith("agent_")})
+    (path / "config.json").write_text(json.dumps(config))
+
+
+def test_aggregate_names_one_configuration_per_label_in_every_task(tmp_path):
+    """A setting that differs inside one task extends the label in every task, so the aggregate pools like with like
+    (HalfCheetah's N = 8 runs with Hopper's N = 8, not with its N = 64); one that differs only between tasks splits
+    nothing and is named in a note; a copied run is one seed, not two; checkpoint_interval is a setting (every
+    checkpoint ends the training episode); seeds the aggregate leaves out are listed."""
+    runs = tmp_path / "runs"
+    for seed in range(2):
+        for env, n in (("HalfCheetah-v5", 8), ("Hopper-v5", 8), ("Hopper-v5", 64), ("Foo-v0", 8), ("Bar-v0", 64)):
+            _fake_run(path := runs / f"{env}-{n}-{seed}", env, "simpo" if "v5" in env else "dpmd", "exp", seed,
+                      10.0 * seed + n)
+            _set(path, agent_num_candidates=n)
+    for seed in (2, 3):
+        _fake_run(path := runs / f"Foo-v0-8-{seed}", "Foo-v0", "dpmd", "exp", seed, 1.0)
+        _set(path, agent_num_candidates=8)
+    shutil.copytree(runs / "Bar-v0-64-1", runs / "copy-of-Bar-v0-64-1")
+    data = json.loads((aggregate(runs, tmp_path / "res", reps=20) / "results.json").read_text())
+    per_task = data["per_task"]
+    assert list(per_task["HalfCheetah-v5"]) == ["simpo-exp[num_candidates=8]"]
+    assert sorted(per_task["Hopper-v5"]) == ["simpo-exp[num_candidates=64]", "simpo-exp[num_candidates=8]"]
+    agg = data["aggregate"]
+    assert (agg["simpo-exp[num_candidates=8]"]["tasks"], agg["simpo-exp[num_candidates=64]"]["tasks"]) == (2, 1)
+    # dpmd: N = 8 on Foo, 64 on Bar, constant inside each: one label, pooled, and said so
+    assert list(per_task["Foo-v0"]) == ["dpmd-exp"] and list(per_task["Bar-v0"]) == ["dpmd-exp"]
+    assert data["cross_task_notes"] == ["dpmd-exp: agent.num_candidates 64 (Bar-v0), 8 (Foo-v0)"]
+    assert per_task["Bar-v0"]["dpmd-exp"]["seeds"] == [0, 1]  # the copy is not a third seed
+    assert data["repeats_left_out"] == [{"run_dir": str(runs / "copy-of-Bar-v0-64-1"), "repeats": str(runs / "Bar-v0-64-1")}]
+    assert agg["dpmd-exp"]["runs_per_task"] == 2 and agg["dpmd-exp"]["seeds_left_out"] == {"Foo-v0": [2, 3]}
+    text = (tmp_path / "res" / "results.md").read_text()
+    assert "copy-of-Bar-v0-64-1` left out" in text and "dpmd-exp: seeds left out of the aggregate" in text
+    assert "pooled across tasks although it differs between them: dpmd-exp: agent.num_candidates" in text
+    _set(runs / "Foo-v0-8-3", checkpoint_interval=5000)
+    per_task = json.loads((aggregate(runs, tmp_path / "res2", reps=20) / "results.json").read_text())["per_task"]
+    assert sorted(per_task["Foo-v0"]) == ["dpmd-exp[checkpoint_interval=100000]", "dpmd-exp[checkpoint_interval=5000]"]
+
+
 def test_aggregate_counts_a_field_an_older_run_lacks_as_its_default(tmp_path):
     """Runs written before a config field existed pool with runs at that field's default, not apart from them."""
     def run(seed, **agent):
@@ -226,3 +269,8 @@ def test_bandit_study_on_a_subset_of_landscapes(tmp_path, capsys):
     assert main(["study", "bandits", "--envs", "broad", "--budget", "3", "--seeds", "0", "--out", str(tmp_path),
                  "--no-progress"]) == 0  # the report keeps the landscape run before
     assert list(json.loads((root / "results.json").read_text())["final_regret_mean"]) == ["broad", "sharp"]
+    assert "after 3 epochs, mean ± std over seeds [0]" in (root / "results.md").read_text()  # one budget: said once
+    assert main(["study", "bandits", "--envs", "broad", "--budget", "2", "--seeds", "1", "--out", str(tmp_path),
+                 "--no-progress", "--overwrite"]) == 0
+    text = (root / "results.md").read_text()  # broad rerun with another budget: said per landscape
+    assert "they differ by landscape" in text and "| epochs; seeds | 2; [1] | 3; [0] |" in text

@@ -33,10 +33,11 @@ from simpo.train import TrainConfig
 SAC_REFERENCE = {"HalfCheetah-v5": 9500.0, "Hopper-v5": 2300.0, "Walker2d-v5": 3600.0, "Ant-v5": 4600.0}
 PAPER_SIMPO = {"HalfCheetah-v5": 13900.0, "Hopper-v5": 3000.0, "Ant-v5": 5980.0, "Humanoid-v5": 5470.0,
                "Swimmer-v5": 69.0}
-# Config fields that change neither what a run learns nor how its score is measured.
+# Config fields that change neither what a run learns nor how its score is measured. Not checkpoint_interval: every
+# checkpoint ends the training episode (simpo.train, for exact resume), so it changes the data a run learns from.
 BOOKKEEPING = frozenset({"seed", "seeds", "seed_batching", "run_dir", "overwrite", "progress", "track",
-                         "wandb_project", "checkpoint_interval", "keep_checkpoints", "log_interval", "eval_interval",
-                         "debug_nans"})
+                         "wandb_project", "keep_checkpoints", "log_interval", "eval_interval", "debug_nans"})
+TASK_FIELDS = frozenset({"env", "reward_transform"})  # what makes a task: differ between tasks by definition
 
 
 @dataclass(frozen=True)
@@ -95,23 +96,70 @@ def _field_defaults() -> dict[str, str]:
     return dict(settings_of(json.loads(json.dumps(to_jsonable(TrainConfig())))))
 
 
+def _filled(scores: list[RunScore]) -> list[dict[str, str]]:
+    """Each run's settings, with the default for a field that only some of these runs' configs have."""
+    defaults, values = _field_defaults(), [dict(s.settings) for s in scores]
+    keys = set().union(*values)
+    return [{**{k: defaults[k] for k in keys - v.keys() if k in defaults}, **v} for v in values]
+
+
+def _by_task(scores: list[RunScore], values: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    out: dict = defaultdict(list)
+    for s, v in zip(scores, values):
+        out[(s.env, s.reward_transform)].append(v)
+    return out
+
+
 def distinguish(scores: list[RunScore]) -> list[RunScore]:
-    """Extend the labels of runs that share (env, transform, label) but differ in other settings by those
-    settings, e.g. ``simpo-exp[actor_lr=0.001,num_candidates=8]``: such runs are different experiments.
-    A `TrainConfig` field missing from a run's config (an older run) counts as its default."""
+    """Extend the labels of runs that share a label but differ in other settings inside a task by those settings,
+    e.g. ``simpo-exp[actor_lr=0.001,num_candidates=8]``: such runs are different experiments. The extension is made
+    in every task, so that one label names one configuration everywhere and the aggregate over tasks pools like with
+    like. Settings that differ only between tasks (a preset's per-env KL target) split nothing: `cross_task_notes`
+    names them. A `TrainConfig` field missing from a run's config (an older run) counts as its default."""
     groups: dict = defaultdict(list)
     for s in scores:
-        groups[(s.env, s.reward_transform, s.label)].append(s)
-    defaults, out = _field_defaults(), []
+        groups[s.label].append(s)
+    out = []
     for group in groups.values():
-        values = [dict(s.settings) for s in group]
-        keys = set().union(*values)
-        values = [{**{k: defaults[k] for k in keys - v.keys() if k in defaults}, **v} for v in values]
-        varying = sorted(k for k in keys if len({v.get(k) for v in values}) > 1)
+        values = _filled(group)
+        varying = sorted({k for vs in _by_task(group, values).values() for k in set().union(*vs)
+                          if len({v.get(k) for v in vs}) > 1})
         for s, v in zip(group, values):
             shown = ",".join(f"{k.removeprefix('agent.')}={v.get(k, '-')}" for k in varying)
             out.append(dataclasses.replace(s, label=f"{s.label}[{shown}]") if varying else s)
     return out
+
+
+def cross_task_notes(scores: list[RunScore]) -> list[str]:
+    """One line per label whose runs differ between tasks in a setting that is constant inside each task, e.g.
+    ``simpo-exp: agent.temperature.kl_target 2.0 (HalfCheetah-v5), 2.5 (Hopper-v5)``: the aggregate pools them."""
+    groups: dict = defaultdict(list)
+    for s in scores:
+        groups[s.label].append(s)
+    notes = []
+    for label, group in sorted(groups.items()):
+        per_task = {task: vs[0] for task, vs in _by_task(group, _filled(group)).items()}
+        keys = sorted(set().union(*per_task.values()) - TASK_FIELDS)
+        for k in keys:
+            if len({v.get(k) for v in per_task.values()}) > 1:
+                where = ", ".join(f"{v.get(k, '-')} ({env}{'' if tr == 'none' else f' [{tr}]'})"
+                                  for (env, tr), v in sorted(per_task.items()))
+                notes.append(f"{label}: {k} {where}")
+    return notes
+
+
+def drop_repeats(scores: list[RunScore]) -> tuple[list[RunScore], list[dict[str, str]]]:
+    """Keep one run per (task, label, seed), the first by path: a copied or repeated run of a seed is not a new seed.
+    Returns the runs kept and, for each one left out, the run it repeats."""
+    kept: dict = {}
+    repeats = []
+    for s in sorted(scores, key=lambda r: str(r.run_dir)):
+        key = (s.env, s.reward_transform, s.label, s.seed)
+        if key in kept:
+            repeats.append({"run_dir": str(s.run_dir), "repeats": str(kept[key].run_dir)})
+        else:
+            kept[key] = s
+    return list(kept.values()), repeats
 
 
 def score_run(run_dir: Path) -> RunScore | None:
@@ -174,7 +222,9 @@ def interval_estimates(matrices: dict[str, np.ndarray], reps: int, seed: int = 0
 
 
 def aggregate_scores(scores: list[RunScore], reps: int = 2000) -> dict:
-    """Everything results.json holds: runs, per-task groups (with a per-task IQM CI), per-label aggregates."""
+    """Everything results.json holds: runs, per-task groups (with a per-task IQM CI), per-label aggregates, the runs
+    left out as repeats of a seed (`drop_repeats`) and the settings a label pools across tasks (`cross_task_notes`)."""
+    scores, repeats = drop_repeats(scores)
     groups = group_runs(scores)
     norms = normalise(groups)
     tasks, per_task = [], {}
@@ -195,15 +245,17 @@ def aggregate_scores(scores: list[RunScore], reps: int = 2000) -> dict:
     labels = sorted({lab for g in per_task.values() for lab in g})
     matrices, shape = {}, {}
     for lab in labels:
-        cols = [g[lab]["normalised"] for g in per_task.values() if lab in g]
-        n = min(len(c) for c in cols)  # rliable needs the same runs per task: keep the first n seeds
-        matrices[lab] = np.array([c[:n] for c in cols]).T
-        shape[lab] = {"tasks": len(cols), "runs_per_task": n}
+        cols = {task: g[lab] for task, g in per_task.items() if lab in g}
+        n = min(len(c["normalised"]) for c in cols.values())  # rliable needs the same runs per task: the first n seeds
+        matrices[lab] = np.array([c["normalised"][:n] for c in cols.values()]).T
+        left_out = {task: c["seeds"][n:] for task, c in cols.items() if len(c["seeds"]) > n}
+        shape[lab] = {"tasks": len(cols), "runs_per_task": n, "seeds_left_out": left_out}
     overall = interval_estimates(matrices, reps)
     return {"tasks": tasks, "per_task": per_task,
             "aggregate": {lab: {**shape[lab], **overall[lab]} for lab in labels},
             "runs": [{"run_dir": str(s.run_dir), "task": s.task, "label": s.label, "seed": s.seed, "steps": s.steps,
                       "return": s.ret, "single_return": s.single, "code": s.code} for s in scores],
+            "repeats_left_out": repeats, "cross_task_notes": cross_task_notes(scores),
             "reps": reps, "paper_simpo": PAPER_SIMPO, "sac_reference": SAC_REFERENCE}
 
 
@@ -225,6 +277,6 @@ def aggregate(root: Path, out_dir: Path, reps: int = 2000, title: str | None = N
     results = aggregate_scores(scores, reps)
     results["root"] = str(root)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_report(results, scores, out_dir, title or f"results of {root}")
+    write_report(results, drop_repeats(scores)[0], out_dir, title or f"results of {root}")
     return out_dir
 

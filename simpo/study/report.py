@@ -59,9 +59,21 @@ def markdown(results: dict, title: str) -> str:
     for lab, a in results["aggregate"].items():
         lines.append(f"| {lab} | {a['tasks']} | {a['runs_per_task']} | " + " | ".join(_ci(a[k]) for k, _ in _METRICS)
                      + " |")
+    lines += _notes(results)
     lines += ["", "![aggregate](aggregate.png)", ""]
     lines += [f"![{t['task']}](curves_{_slug(t['task'])}.png)" for t in results["tasks"]]
     return "\n".join(lines) + "\n"
+
+
+def _notes(results: dict) -> list[str]:
+    """What the tables above pool or leave out, one bullet each (none when nothing is)."""
+    notes = [f"- {lab}: seeds left out of the aggregate (it takes the same {a['runs_per_task']} runs per task): "
+             + "; ".join(f"{task} {seeds}" for task, seeds in a["seeds_left_out"].items())
+             for lab, a in results["aggregate"].items() if a.get("seeds_left_out")]
+    notes += [f"- `{r['run_dir']}` left out: the same task, label and seed as `{r['repeats']}`"
+              for r in results.get("repeats_left_out", [])]
+    notes += [f"- pooled across tasks although it differs between them: {n}" for n in results.get("cross_task_notes", [])]
+    return ["", "Notes:", "", *notes] if notes else []
 
 
 def plot_aggregate(results: dict, out: Path) -> Path:
@@ -135,10 +147,16 @@ def _same_bandit(saved: dict, config) -> bool:
 def write_bandit_report(root: Path, landscapes: list[str], schemes) -> Path:
     """One table: final regret (mean ± std over seeds) per scheme × landscape, the lowest in bold."""
     summaries = {name: json.loads((root / name / "summary.json").read_text()) for name in landscapes}
-    some = next(iter(summaries.values()))["config"]
+    budgets = {n: (s["config"]["epochs"], list(s["config"]["seeds"])) for n, s in summaries.items()}
+    if len({json.dumps(b) for b in budgets.values()}) == 1:  # one budget: said once
+        epochs, seeds = next(iter(budgets.values()))
+        budget, budget_row = f"after {epochs} epochs, mean ± std over seeds {seeds}", []
+    else:  # landscapes run with other --budget / --seeds: said per column
+        budget = "mean ± std over seeds, after the epochs and over the seeds in the last row (they differ by landscape)"
+        budget_row = ["| epochs; seeds | " + " | ".join(f"{e}; {sd}" for e, sd in budgets.values()) + " |"]
     lines = ["# Study: bandits (paper Figs 2–3)", "",
-             f"Final regret after {some['epochs']} epochs, mean ± std over seeds {some['seeds']} (bold: lowest per "
-             "landscape). Non-negative vs signed pairs: `exp`/`wd1`, `linear`/`signed_linear*`.", "",
+             f"Final regret {budget} (bold: lowest per landscape). Non-negative vs signed pairs: `exp`/`wd1`, "
+             "`linear`/`signed_linear*`.", "",
              "| scheme | " + " | ".join(landscapes) + " |", "|---|" + "---:|" * len(landscapes)]
     best = {n: min(s["schemes"], key=lambda k: s["schemes"][k]["final_regret_mean"]) for n, s in summaries.items()}
     for scheme in schemes:
@@ -149,6 +167,7 @@ def write_bandit_report(root: Path, landscapes: list[str], schemes) -> Path:
             cells.append(f"**{text}**" if best[n] == scheme else text)
         lines.append(f"| `{scheme}` | " + " | ".join(cells) + " |")
     lines.append("| seconds | " + " | ".join(f"{s['total_seconds']:.0f}" for s in summaries.values()) + " |")
+    lines += budget_row
     lines += ["", *(f"![{n}]({n}/regret.png)" for n in landscapes), ""]
     (root / "results.md").write_text("\n".join(lines))
     table = {n: {k: v["final_regret_mean"] for k, v in s["schemes"].items()} for n, s in summaries.items()}
