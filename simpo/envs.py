@@ -6,8 +6,8 @@ Every env returned by `make_env` has a flat float32 `Box` observation space and 
     env = make_env("dmc:cheetah-run", seed=0, reward_transform="flat")   # dm_control suite DOMAIN-TASK
     env = make_env("simpo:contextual-bandit", seed=0)    # 1-step contextual bandit for fast agent tests
 
-**Seeding.** `make_env(id, seed)` seeds the action space (random warm-up actions) and, for dm_control, the task's
-RandomState. The first `env.reset()` uses `seed` when called without one, so `make_env(id, s)` followed by resets
+**Seeding.** `make_env(id, seed)` seeds the action space and, for dm_control, the task's RandomState (simpo.train
+draws its warm-up actions from `default_rng([seed, step])` instead, so that a resumed run draws the same ones). The first `env.reset()` uses `seed` when called without one, so `make_env(id, s)` followed by resets
 and steps is reproducible; `env.reset(seed=s)` works too. Later resets continue the env's RNG stream.
 
 **Episode ends (SPEC §9).** `step` returns gymnasium's `(next_obs, reward, terminated, truncated, info)`. Store

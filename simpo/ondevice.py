@@ -12,13 +12,15 @@ over its iterations; equal-length chunks reuse one compilation). The host runs o
 both modes (itself one jitted scan per mode, on device), the metrics.csv row (same columns as the host loop), the
 training metrics of the last update to TensorBoard, checkpoints, the progress bar.
 
-Semantics kept from simpo.train: warm-up steps act uniformly and do not update; updates start once the buffer holds a
-batch; the buffer stores `terminated`, not `done`, and truncations bootstrap from the true final observation
+Semantics kept from simpo.train: warm-up steps act uniformly and do not update (E steps at a time, so with
+`warmup_steps` not a multiple of E the warm-up ends at the next multiple: 5,120 for 5,000 and E = 256); updates start
+once the buffer holds a batch; the buffer stores `terminated`, not `done`, and truncations bootstrap from the true final observation
 (SPEC §9); every random draw is `fold_in(key, iteration)`; the NaN guard is a device flag (the update's metrics and
 sampled rewards, plus the actions, env rewards and observations) read once per chunk. The reward transform is
 applied on device (simpo.playground.jax_reward_transform); evaluation reports the env's own reward.
 
 Not (yet) supported here: `--resume`, and `simpo eval` of a playground run (both need a host-side env).
+`--log-interval` is not used: the training metrics of a chunk's last update go to TensorBoard once per chunk.
 """
 
 from __future__ import annotations

@@ -71,6 +71,18 @@ def test_bad_env_name_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert not run_dir.exists()
 
 
+def test_on_device_reward_transforms_match_the_host_ones():
+    """The interpolated jnp transforms (simpo.playground) against simpo.transforms, near 0 too (pow0.5's steep end)."""
+    from simpo.playground import jax_reward_transform
+    from simpo.transforms import REWARD_TRANSFORMS, get_reward_transform
+
+    r = np.concatenate([np.random.default_rng(0).uniform(-0.2, 1.2, 5000), np.geomspace(1e-9, 1e-2, 500)])
+    for name in REWARD_TRANSFORMS:
+        host = get_reward_transform(name)(r)
+        device = np.asarray(jax_reward_transform(name)(r.astype(np.float32)), np.float64)
+        assert np.max(np.abs(device - host) / np.maximum(1.0, np.abs(host))) < 1e-6, name
+
+
 def test_num_envs_must_divide_the_intervals(tmp_path):
     with pytest.raises(ValueError, match=r"eval_interval \(100\) must be a multiple of ondevice.num_envs \(3\)"):
         train_on_device(tiny("sac", tmp_path / "run", total_steps=300, ondevice=OnDeviceConfig(num_envs=3)))
