@@ -25,7 +25,8 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 def commit(where: Path = _PACKAGE_DIR) -> str | None:
     """The short git commit of the checkout holding `where` (by default simpo's own source), with
-    ``+uncommitted changes`` when the work tree differs from it; None outside a git checkout or without git."""
+    ``+uncommitted changes`` when the work tree differs from it: a changed tracked file anywhere, or a file under
+    `where` that git does not track and does not ignore (a new module); None outside a git checkout or without git."""
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, check=True,
                               timeout=10).stdout.strip()
@@ -34,7 +35,9 @@ def commit(where: Path = _PACKAGE_DIR) -> str | None:
         if where == _PACKAGE_DIR:  # an installed copy inside some other repository (a venv in a project) is no commit
             git("ls-files", "--error-unmatch", __file__)
         sha = git("rev-parse", "--short", "HEAD")
-        return sha + ("+uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else "")
+        changed = git("status", "--porcelain", "--untracked-files=no") or git("ls-files", "--others",
+                                                                             "--exclude-standard", "--", str(where))
+        return sha + ("+uncommitted changes" if changed else "")
     except (OSError, subprocess.SubprocessError):
         return None
 

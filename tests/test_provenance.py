@@ -46,6 +46,13 @@ def test_outside_a_checkout_the_commit_is_unknown_and_a_missing_file_reads_empty
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         assert module.commit() is None
+        head = subprocess.run(["git", "-C", str(project), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        shutil.rmtree(project / "venv")
+        (project / "pkg").mkdir()
+        assert provenance.commit(project / "pkg") == head
+        (project / "pkg" / "new_module.py").write_text("x = 1")  # untracked, not ignored: the code differs
+        assert provenance.commit(project / "pkg") == head + "+uncommitted changes"
     assert provenance.read(tmp_path) == []
     (tmp_path / provenance.FILE).write_text("{not json")
     assert provenance.read(tmp_path) == []
