@@ -103,6 +103,13 @@ def _filled(scores: list[RunScore]) -> list[dict[str, str]]:
     return [{**{k: defaults[k] for k in keys - v.keys() if k in defaults}, **v} for v in values]
 
 
+def _by_label(scores: list[RunScore]) -> dict[str, list[RunScore]]:
+    out: dict = defaultdict(list)
+    for s in scores:
+        out[s.label].append(s)
+    return out
+
+
 def _by_task(scores: list[RunScore], values: list[dict]) -> dict[tuple[str, str], list[dict]]:
     out: dict = defaultdict(list)
     for s, v in zip(scores, values):
@@ -116,11 +123,8 @@ def distinguish(scores: list[RunScore]) -> list[RunScore]:
     in every task, so that one label names one configuration everywhere and the aggregate over tasks pools like with
     like. Settings that differ only between tasks (a preset's per-env KL target) split nothing: `cross_task_notes`
     names them. A `TrainConfig` field missing from a run's config (an older run) counts as its default."""
-    groups: dict = defaultdict(list)
-    for s in scores:
-        groups[s.label].append(s)
     out = []
-    for group in groups.values():
+    for group in _by_label(scores).values():
         values = _filled(group)
         varying = sorted({k for vs in _by_task(group, values).values() for k in set().union(*vs)
                           if len({v.get(k) for v in vs}) > 1})
@@ -133,11 +137,8 @@ def distinguish(scores: list[RunScore]) -> list[RunScore]:
 def cross_task_notes(scores: list[RunScore]) -> list[str]:
     """One line per label whose runs differ between tasks in a setting that is constant inside each task, e.g.
     ``simpo-exp: agent.temperature.kl_target 2.0 (HalfCheetah-v5), 2.5 (Hopper-v5)``: the aggregate pools them."""
-    groups: dict = defaultdict(list)
-    for s in scores:
-        groups[s.label].append(s)
     notes = []
-    for label, group in sorted(groups.items()):
+    for label, group in sorted(_by_label(scores).items()):
         per_task = {task: vs[0] for task, vs in _by_task(group, _filled(group)).items()}
         keys = sorted(set().union(*per_task.values()) - TASK_FIELDS)
         for k in keys:
