@@ -124,7 +124,7 @@ def check_kl_cap(config: TemperatureConfig, weighting, num_candidates: int, name
     if config.kl_target >= cap:
         floor = ", or a floor, e.g. --agent.floor -0.02" if weighting == "signed_linear" else ""
         raise ValueError(f"temperature kl_target {config.kl_target:g} is out of reach for weighting {name}: as λ -> 0 "
-                         f"its weights only grow with 1/λ and KL(weights || uniform) stops at {cap:.2f} (Gaussian Q, "
+                         f"its weights never become one-hot and KL(weights || uniform) stops at {cap:.2f} (Gaussian Q, "
                          f"{num_candidates} candidates), so λ would fall for ever; use --agent.temperature.target ess "
                          f"(or fixed), a kl_target below {cap:.2f}{floor}")
 
