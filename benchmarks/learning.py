@@ -108,12 +108,14 @@ def main() -> None:
         ret = "not run (timing only)" if name in args.timing_only else f"{np.mean(rets):.1f} ± {np.std(rets):.1f}"
         single = "" if name in args.timing_only else f"{mean(name, 'single'):.1f}"
         ratio_ret = "" if name in args.timing_only or not base_ret else f"{mean(name, 'return') / base_ret:.2f}"
-        ratio_time = f"{mean(name, 's_per_step') / base_time:.1f}×" if base_time else ""
+        # a timing-only row is one update, not a loop's env step: no ratio to SAC's loop
+        ratio_time = f"{mean(name, 's_per_step') / base_time:.1f}×" if base_time and name not in args.timing_only else ""
         lines.append(f"| {name} | {ret} | {single} | {mean(name, 's_per_step') * 1e3:.1f} | {ratio_ret} | {ratio_time} |")
     lines += ["", f"Timing-only configs: the time of one jitted update (mean of {args.timing_steps}, after "
               "compiling), i.e. the update's share of an env step at update-to-data ratio 1. The other rows are "
               "the training loop's wall-clock per env step (acting, env, update; evaluation excluded), averaged "
-              "over the whole run, warm-up steps (random actions, no updates) included."]
+              "over the whole run, warm-up steps (random actions, no updates) and compilation included. ± is the "
+              "standard deviation over seeds (ddof 0)."]
     write_report(lines, args.out)
 
 
