@@ -29,9 +29,8 @@ import optax
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import provenance, write_report  # noqa: E402
-from speed import setup, timed, updates  # noqa: E402
+from speed import flops_of, setup, timed, updates  # noqa: E402
 
-from simpo import matching  # noqa: E402
 from simpo.agents.critic import critic_step, polyak, td_target  # noqa: E402
 from simpo.temperature import update_temperature  # noqa: E402
 from simpo.train import default_config  # noqa: E402
@@ -82,14 +81,6 @@ def stages(s: dict) -> dict[str, tuple]:
     }
 
 
-def flops_of(fn, args) -> float:
-    """XLA's FLOP count, with the samplers' loops unrolled (XLA counts a loop body once), as in speed.py."""
-    matching.UNROLL = True
-    try:
-        cost = jax.jit(lambda *a: fn(*a)).lower(*args).compile().cost_analysis()  # a new function: a fresh trace
-    finally:
-        matching.UNROLL = 1
-    return float((cost[0] if isinstance(cost, list) else cost).get("flops", float("nan")))
 
 
 def op_profile(s: dict, trace_dir: Path, calls: int) -> list[tuple[str, float, float]]:
@@ -157,7 +148,8 @@ def main() -> None:
         lines += [f"## `{preset}` preset", "", "| stage | ms | share of the stages' sum | GFLOP | GFLOP/s |",
                   "|---|---:|---:|---:|---:|"]
         for name, ms in med.items():
-            flops = flops_of(*parts[name])
+            fn, fn_args = parts[name]
+            flops = flops_of(fn, *fn_args)
             lines.append(f"| {name} | {ms * 1e3:.2f} | {ms / total:.0%} | {flops / 1e9:.3f} | {flops / ms / 1e9:.0f} |")
         lines += [f"| **sum of the stages** | {total * 1e3:.2f} | 100% | | |",
                   f"| **fused update (one jit)** | {fused * 1e3:.2f} | {fused / total:.0%} | | |", ""]

@@ -48,10 +48,14 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / timed(lambda: f(a), repeats)
 
 
-def _flops(fn, *args) -> float:
-    """XLA's FLOP count of the compiled `fn(*args)`."""
-    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
-    return (cost[0] if isinstance(cost, list) else cost).get("flops", float("nan"))
+def flops_of(fn, *args) -> float:
+    """XLA's FLOP count of the compiled `fn(*args)`, with the samplers' loops unrolled (XLA counts a loop body once)."""
+    matching.UNROLL = True
+    try:
+        cost = jax.jit(lambda *a: fn(*a)).lower(*args).compile().cost_analysis()  # a new function: a fresh trace
+    finally:
+        matching.UNROLL = 1
+    return float((cost[0] if isinstance(cost, list) else cost).get("flops", float("nan")))
 
 
 def setup(name: str, env_id: str, config=None, count_flops: bool = True):
@@ -69,12 +73,10 @@ def setup(name: str, env_id: str, config=None, count_flops: bool = True):
     state = agent.init(k[4])
     flops = float("nan")
     if count_flops:
-        matching.UNROLL = True  # XLA counts a loop body once: unroll the samplers for the FLOP count only
-        flops = _flops(agent.update, state, batch, k[5])
+        flops = flops_of(agent.update, state, batch, k[5])
         interval = getattr(agent.config, "actor_interval", 1)
         if interval > 1:  # XLA costs a cond as its costlier branch; the actor side runs on 1 update in K
-            flops -= _flops(agent.actor_step, state, batch.obs, k[5], k[5]) * (1 - 1 / interval)
-        matching.UNROLL = 1
+            flops -= flops_of(agent.actor_step, state, batch.obs, k[5], k[5]) * (1 - 1 / interval)
     return {"env": env, "agent": agent, "state": state, "batch": batch, "update": update, "act": act,
             "key": k[5], "flops": flops, "action_dim": action_dim, "obs_dim": obs_dim}
 
