@@ -131,7 +131,7 @@ def test_auto_applies_the_advisor_rule_online(weighting, reward_fn, expected):
         (dict(weighting="exp", p=2.0), "scheme 'exp' takes no parameters"),
         (dict(weighting="auto", floor=-0.1), "weighting 'auto' takes no scheme parameters, got floor"),
         (dict(weighting="auto_exp", p=2.0), "weighting 'auto_exp' takes no scheme parameters, got p"),
-        (dict(weighting="power", p=-1.0), "p=-1.0 must be > 0"),
+        (dict(weighting="power", p=-1.0), "p=-1.0 must be >= 0.5"),
         (dict(weighting="signed_linear", floor=0.5), "floor=0.5 must be <= 0"),
         (dict(policy="gan"), "policy must be 'flow' or 'diffusion'"),
         (dict(num_candidates=0), "num_candidates must be an int >= 1"),
