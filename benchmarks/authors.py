@@ -8,7 +8,7 @@ subprocess under its own venv (ours: this repo's; theirs: jax 0.5.3 / flax 0.10.
 builds its updates once (batch 256, HalfCheetah-v5 dims), then the two are timed in alternating rounds
 (ours, theirs, ours, theirs, ...) so both see the same machine load. A round reports the median seconds per
 update (each call blocked on, after one warm-up call); the ratio ours/theirs is given per round and overall
-(median of the per-round medians). The authors' update is their agent's `train_step` on their mujoco config
+(the median over rounds of our times divided by the median over rounds of theirs). The authors' update is their agent's `train_step` on their mujoco config
 (`examples/online/config/mujoco/algo/gempo_exp.yaml`, `sac.yaml`, batch from `config.yaml`); ours is built by
 benchmarks/speed.py's `setup` (`simpo paper`, `sac`). FLOPs are XLA's cost analysis of each compiled update with
 every sampler step counted (their scan is `unroll=True`; speed.py unrolls ours).
