@@ -260,6 +260,8 @@ def _check_out(out: Path) -> Path:
     """Refuse, before any work, an output path that cannot be written (one-line ValueError)."""
     if out.is_dir():
         raise ValueError(f"out {out} is a directory; give a file name such as {out / 'learning_curves.png'}")
+    if out.exists() and out.suffix.lower() != ".png":  # the plot is a PNG: never write it over a run's own files
+        raise ValueError(f"out {out} exists and is not a .png; the plot would replace it: give a new or .png file name")
     ancestor = out.absolute().parent
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent

@@ -24,6 +24,16 @@ def check_run_dir(config) -> Path:
         raise ValueError(f"run directory {run_dir} exists and is not a directory; choose another --run-dir")
     if run_dir.is_dir() and any(run_dir.iterdir()) and not config.overwrite:
         raise ValueError(f"run directory {run_dir} is not empty; pass --overwrite or choose another --run-dir")
+    if config.overwrite:  # what --overwrite deletes must be a run: never the working directory or a folder of files
+        here = Path.cwd().resolve()
+        for path in (c.resolved_run_dir for c in seed_configs(config)):
+            if path.is_dir() and any(path.iterdir()):
+                if path.resolve() == here or path.resolve() in here.parents:
+                    raise ValueError(f"--overwrite would delete {path}, which holds the current directory; "
+                                     "choose another --run-dir")
+                if not (path / "config.json").is_file():
+                    raise ValueError(f"run directory {path} is not empty and holds no simpo run (no config.json); "
+                                     "--overwrite replaces runs only: empty it yourself or choose another --run-dir")
     # The nearest existing ancestor must be a writable directory (and the run dir's parent too, to replace it).
     ancestor = run_dir if run_dir.is_dir() and not config.overwrite else run_dir.absolute().parent
     while not ancestor.exists() and ancestor != ancestor.parent:

@@ -75,8 +75,8 @@ class TemperatureConfig:
             raise ValueError(f"temperature kl_target must be > 0, got {self.kl_target}")
         if not 0 < self.ess_target <= 1:
             raise ValueError(f"temperature ess_target must be in (0, 1], got {self.ess_target}")
-        if not self.lr > 0:
-            raise ValueError(f"temperature lr must be > 0, got {self.lr}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"temperature lr must be finite and > 0, got {self.lr}")
 
     @property
     def optimizer(self) -> optax.GradientTransformation:

@@ -108,8 +108,10 @@ class TrainConfig:
         if self.reward_transform not in REWARD_TRANSFORMS:
             raise ValueError(f"unknown reward transform {self.reward_transform!r}; allowed: "
                              f"{', '.join(REWARD_TRANSFORMS)}")
-        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
-            raise ValueError(f"seeds must be distinct non-negative integers, got {' '.join(map(str, self.seeds))}")
+        if len(set(self.seeds)) != len(self.seeds) or any(not 0 <= s < 2**32 for s in self.seeds):
+            raise ValueError(f"seeds must be distinct integers in [0, 2**32), got {' '.join(map(str, self.seeds))}")
+        if not 0 <= self.seed < 2**32:  # JAX keys take 32 bits: a larger seed would alias a smaller one
+            raise ValueError(f"seed must be an integer in [0, 2**32), got {self.seed}")
 
     @property
     def first_update_step(self) -> int:

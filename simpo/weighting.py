@@ -76,9 +76,9 @@ def validate_scheme(scheme: Weighting, params: dict) -> dict:
     checks = {
         # p < 0.5: a candidate near ν needs u − ν below float32's resolution (p = 0.1: weight 0.09 at u − ν = 2e-11),
         # so such weights came out 0 or far off (vs float64: up to 0.035 at p = 0.2, 0.16 at p = 0.1; 7.5e-5 at 0.5)
-        "p": (lambda v: v >= 0.5, "must be >= 0.5 (smaller p: float32 cannot resolve the weights near ν)"),
+        "p": (lambda v: (v >= 0.5) & (v < math.inf), "must be >= 0.5 and finite (smaller p: float32 cannot resolve the weights near ν)"),
         "floor": (lambda v: v <= 0, "must be <= 0 (use -inf for no floor)"),
-        "negative_mass": (lambda v: v >= 0, "must be >= 0"),
+        "negative_mass": (lambda v: (v >= 0) & (v < math.inf), "must be >= 0 and finite"),
     }
     for name, value in merged.items():
         ok, rule = checks[name]

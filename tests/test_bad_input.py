@@ -103,6 +103,11 @@ def _empty(cwd: Path) -> None:
     (cwd / "empty").mkdir()
 
 
+def _notes(cwd: Path) -> None:
+    (cwd / "notes").mkdir()
+    (cwd / "notes" / "thesis.txt").write_text("months of work\n")
+
+
 ROOT_SKIP = "root ignores directory permissions (the somefile.txt/... cases cover root)" if IS_ROOT else None
 NO_TRACK_SKIP = "wandb is installed" if _has_wandb() else None
 
@@ -165,6 +170,12 @@ CASES = [
     Case("run-dir-not-empty", train_args("--run-dir", "{run}"), "is not empty; pass --overwrite"),
     Case("run-dir-is-a-file", train_args("--run-dir", "somefile.txt"), "exists and is not a directory",
          setup=_file),
+    Case("overwrite-the-working-directory", train_args("--run-dir", ".", "--overwrite"),
+         "--overwrite would delete ., which holds the current directory", setup=_file),
+    Case("overwrite-a-folder-that-is-no-run", train_args("--run-dir", "notes", "--overwrite"),
+         "run directory notes is not empty and holds no simpo run (no config.json)", setup=_notes),
+    Case("plot-out-over-a-run-file", ["plot", "{run}", "--out", "{run}/metrics.csv"],
+         "metrics.csv exists and is not a .png; the plot would replace it"),
     Case("run-dir-parent-is-a-file", train_args("--run-dir", "somefile.txt/run"),
          "cannot create run directory somefile.txt/run", setup=_file),
     Case("run-dir-read-only", train_args("--run-dir", "ro/run"), "is not writable", setup=_read_only,
@@ -180,6 +191,9 @@ CASES = [
          "is not empty; pass --overwrite"),
     Case("bandit-run-dir-is-a-file", ["bandit", "--run-dir", "somefile.txt", *BANDIT_TINY],
          "exists and is not a directory", setup=_file),
+    Case("seed-beyond-32-bits", train_args("--seed", "4294967296"), "seed must be an integer in [0, 2**32), got 4294967296"),
+    Case("bandit-repeated-seed", ["bandit", "--schemes", "exp", "--seeds", "0", "0", "--epochs", "1"],
+         "seeds must be distinct, got [0, 0]"),
 ]
 
 
@@ -267,6 +281,12 @@ API_CASES = [
     ("SiMPOConfig-N-0", _make("SiMPOConfig", num_candidates=0), "num_candidates must be an int >= 1"),
     ("SiMPOConfig-unknown-weighting", _make("SiMPOConfig", weighting="foo"), "allowed: exp, linear"),
     ("PolicyConfig-K-0", _make("PolicyConfig", steps=0), "steps must be an int >= 1"),
+    ("SiMPOConfig-actor-lr-inf", _make("SiMPOConfig", actor_lr=float("inf")), "actor_lr must be finite and > 0"),
+    ("SiMPOConfig-candidate-noise-nan", _make("SiMPOConfig", candidate_noise=float("nan")),
+     "candidate_noise, uniform_actions and uniform_weight must be finite and >= 0"),
+    ("SiMPOConfig-critic-dims-negative", _make("SiMPOConfig", critic_hidden_dims=(-5,)),
+     "critic_hidden_dims must be a non-empty tuple of positive ints"),
+    ("compute_weights-negative-mass-inf", _compute_weights("wd1", negative_mass=float("inf")), "must be >= 0 and finite"),
     ("TemperatureConfig-init-0", _make("TemperatureConfig", init=0.0), "must be finite and > 0"),
     ("TrainConfig-batch-over-buffer", _make("TrainConfig", batch_size=512, buffer_size=100),
      "batch_size (512) must be <= buffer_size (100)"),

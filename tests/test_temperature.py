@@ -125,7 +125,7 @@ def test_diagnostics_on_known_weights():
         ({"init": 0.0}, "init must be finite and > 0"),
         ({"init": float("inf")}, "init must be finite and > 0"),
         ({"ess_target": 1.5}, "ess_target must be in"),
-        ({"lr": -1.0}, "lr must be > 0"),
+        ({"lr": -1.0}, "lr must be finite and > 0"),
     ],
 )
 def test_bad_config(kwargs, message):

@@ -211,7 +211,7 @@ def test_every_builtin_scheme_is_covered():
         (lambda q: compute_weights(q, "softmaxx"), "unknown weighting scheme 'softmaxx'; allowed: exp"),
         (lambda q: compute_weights(q, "power", p=0.0), "p=0.0 must be >= 0.5"),
         (lambda q: compute_weights(q, "power", p=-1.0), "must be >= 0.5"),
-        (lambda q: compute_weights(q, "power", p=0.2), "p=0.2 must be >= 0.5 (smaller p: float32 cannot resolve"),
+        (lambda q: compute_weights(q, "power", p=0.2), "p=0.2 must be >= 0.5 and finite (smaller p: float32 cannot resolve"),
         (lambda q: compute_weights(q, "signed_linear", floor=0.1), "floor=0.1 must be <= 0"),
         (lambda q: compute_weights(q, "wd1", negative_mass=-1.0), "must be >= 0"),
         (lambda q: compute_weights(q, "exp", p=2.0), "scheme 'exp' takes no parameters; got p"),

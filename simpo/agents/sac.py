@@ -68,16 +68,18 @@ class SACConfig:
         if not isinstance(self.num_qs, int) or self.num_qs < 1:
             raise ValueError(f"num_qs must be a positive int, got {self.num_qs!r}")
         for name in ("actor_lr", "critic_lr", "alpha_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be finite and > 0, got {getattr(self, name)!r}")
         if not 0 < self.discount <= 1:
             raise ValueError(f"discount must be in (0, 1], got {self.discount!r}")
         if not 0 < self.tau <= 1:
             raise ValueError(f"tau must be in (0, 1], got {self.tau!r}")
-        if not self.init_alpha > 0:
-            raise ValueError(f"init_alpha must be > 0, got {self.init_alpha!r}")
+        if not 0 < self.init_alpha < math.inf:
+            raise ValueError(f"init_alpha must be finite and > 0, got {self.init_alpha!r}")
         if self.target_entropy is not None and not math.isfinite(self.target_entropy):
             raise ValueError(f"target_entropy must be finite or None, got {self.target_entropy!r}")
+        if not (math.isfinite(self.log_std_min) and math.isfinite(self.log_std_max)):
+            raise ValueError(f"log_std_min and log_std_max must be finite, got {self.log_std_min!r}, {self.log_std_max!r}")
         if not self.log_std_min < self.log_std_max:
             raise ValueError(f"log_std_min must be < log_std_max, got {self.log_std_min!r} >= {self.log_std_max!r}")
         if not isinstance(self.best_of_n, int) or self.best_of_n < 1:

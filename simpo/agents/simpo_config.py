@@ -9,7 +9,7 @@ from typing import Annotated
 import tyro
 
 from simpo.advisor import AUTO_MENUS
-from simpo.policies import PolicyConfig
+from simpo.policies import PolicyConfig, _positive_int_tuple
 from simpo.temperature import TemperatureConfig, check_kl_cap, check_reachable
 from simpo.weighting import BEST_ADVANTAGE, SCHEMES, is_import_path, load_weighting, validate_scheme
 
@@ -85,16 +85,19 @@ class SiMPOConfig:
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         for name in ("actor_lr", "critic_lr"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be finite and > 0, got {getattr(self, name)}")
         if not 0 < self.discount <= 1:
             raise ValueError(f"discount must be in (0, 1], got {self.discount}")
         if not 0 < self.tau <= 1:
             raise ValueError(f"tau must be in (0, 1], got {self.tau}")
         if not 0 <= self.target_policy_tau <= 1:
             raise ValueError(f"target_policy_tau must be in [0, 1] (0: no EMA actor), got {self.target_policy_tau}")
-        if self.candidate_noise < 0 or self.uniform_actions < 0 or self.uniform_weight < 0:
-            raise ValueError("candidate_noise, uniform_actions and uniform_weight must be >= 0")
+        if not all(0 <= getattr(self, n) < math.inf for n in ("candidate_noise", "uniform_actions", "uniform_weight")):
+            raise ValueError("candidate_noise, uniform_actions and uniform_weight must be finite and >= 0, got "
+                             f"{self.candidate_noise}, {self.uniform_actions}, {self.uniform_weight}")
+        object.__setattr__(self, "critic_hidden_dims",
+                           _positive_int_tuple("critic_hidden_dims", self.critic_hidden_dims, False))
         if self.weighting == BEST_ADVANTAGE and self.temperature.target != "fixed":
             raise ValueError("weighting best_advantage has no temperature; set --agent.temperature.target fixed "
                              "(the qvpo preset does)")

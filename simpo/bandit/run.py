@@ -152,6 +152,8 @@ def _seeds(seed) -> tuple[tuple[int, ...], bool]:
         isinstance(x, (int, np.integer)) and not isinstance(x, bool) and 0 <= x < 2**32 for x in seeds
     ):
         raise ValueError(f"seed must be an int or a non-empty sequence of ints, each in [0, 2**32), got {seed!r}")
+    if len(set(seeds)) != len(seeds):  # a repeated seed would be trained and counted twice
+        raise ValueError(f"seeds must be distinct, got {list(seeds)!r}")
     return tuple(int(x) for x in seeds), single
 
 
