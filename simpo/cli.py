@@ -46,6 +46,14 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+def seed_arg(text: str) -> int:
+    """argparse type of a seed: an int in [0, 2**32) (JAX keys take 32 bits)."""
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"seed must be in [0, 2**32), got {value}")
+    return value
+
+
 def _usage() -> str:
     lines = ["usage: simpo COMMAND [options]   (simpo COMMAND --help for its options)", "", "commands:"]
     lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
@@ -132,7 +140,7 @@ def cmd_eval(args: list[str]) -> int:
     parser = ArgumentParser(prog="simpo eval", description=COMMANDS["eval"])
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_arg, default=0)
     ns = parser.parse_args(args)
     print(json.dumps(evaluate_run(ns.run_dir, ns.episodes, ns.seed), indent=2))
     return 0
@@ -169,7 +177,7 @@ def cmd_advise(args: list[str]) -> int:
     where.add_argument("--landscape", help="a bandit landscape (simpo.bandit.landscapes), e.g. sharp")
     parser.add_argument("--warmup-steps", type=int, default=1000, help="random env steps first")
     parser.add_argument("--train-steps", type=int, default=1000, help="then env steps with one update each")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_arg, default=0)
     parser.add_argument("--reward-transform", default="none", help="see simpo.transforms")
     parser.add_argument("--candidates", type=int, default=64, help="N candidates per state to measure")
     parser.add_argument("--preset", default="fast", help="the simpo preset of the warm-up run (fast or paper)")

@@ -128,6 +128,8 @@ def run_study(name: str, out: str | Path = "runs/study", budget: int | None = No
     """Run study `name` (only `envs` and `arms` of it, if given) into OUT/NAME (resuming what is there), aggregate
     what OUT/NAME holds (every cell there, not only those run now), return the results directory."""
     study = get_study(name)
+    if not isinstance(reps, int) or reps < 1:  # checked before the grid trains, not after
+        raise ValueError(f"reps must be an int >= 1, got {reps!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
