@@ -239,7 +239,13 @@ def _make_base_env(env_id: str, seed: int, env_kwargs: dict, max_episode_steps: 
         raise _unknown_env_error(env_id)
     if max_episode_steps is not None:
         env_kwargs = {**env_kwargs, "max_episode_steps": max_episode_steps}
-    return gym.make(gym_id, **env_kwargs)
+    try:
+        with warnings.catch_warnings():  # old versions (HalfCheetah-v2/v3) warn before they fail: one line instead
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return gym.make(gym_id, **env_kwargs)
+    except (ImportError, gym.error.Error) as err:  # registered, but not makeable here (e.g. mujoco-py's v2/v3)
+        newest = max((k for k in gym.registry if k.split("-v")[0] == gym_id.split("-v")[0]), default=gym_id)
+        raise ValueError(f"env {env_id} cannot be made here ({str(err).splitlines()[0]}); try {newest}") from None
 
 
 def _check_box(env_id: str, space: gym.Space, what: str) -> None:

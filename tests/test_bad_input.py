@@ -156,6 +156,8 @@ CASES = [
     # envs
     Case("discrete-action-env", train_args("--env", "CartPole-v1"),
          "env CartPole-v1 has a Discrete action space; simpo needs a continuous Box"),
+    Case("old-gymnasium-version", train_args("--env", "HalfCheetah-v2"),
+         "env HalfCheetah-v2 cannot be made here (The mujoco v2 and v3 based environments have been moved"),
     # eval on broken run directories
     Case("eval-missing-dir", ["eval", "--run-dir", "nope"], "run directory nope does not exist"),
     Case("eval-no-config", ["eval", "--run-dir", "empty"], "empty is not a simpo run directory (no config.json)",
