@@ -49,7 +49,10 @@ def expand_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
             runs.extend(found)
         else:
             raise FileNotFoundError(f"{p} is not a directory")
-    return list(dict.fromkeys(runs))
+    unique: dict[Path, Path] = {}
+    for run in runs:  # one run named twice (relative and absolute, or through a link) is one run
+        unique.setdefault(run.resolve(), run)
+    return list(unique.values())
 
 
 def load_run(run_dir: str | Path, metric: str = "eval_return_mean", x: str = "env_step") -> tuple[np.ndarray, np.ndarray]:

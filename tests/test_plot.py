@@ -19,7 +19,7 @@ def fake_run(run_dir: Path, offset: float, steps=range(0, 50_001, 5000), config=
     return run_dir
 
 
-def test_plot_two_groups_png(tmp_path):
+def test_plot_two_groups_png(tmp_path, monkeypatch):
     runs = tmp_path / "runs"
     for seed in range(2):
         fake_run(runs / f"simpo_exp_seed{seed}", seed, config={"algo": "simpo", "weighting": "exp", "seed": seed})
@@ -27,6 +27,8 @@ def test_plot_two_groups_png(tmp_path):
         fake_run(runs / f"sac-s{seed}", 2.0 * seed, steps=range(0, 40_001 + 5000 * seed, 5000))
     found = expand_run_dirs([runs])
     assert len(found) == 5
+    monkeypatch.chdir(tmp_path)  # one run named relatively and absolutely is one run
+    assert expand_run_dirs([Path("runs/sac-s0"), runs / "sac-s0", runs]) == [Path("runs/sac-s0"), *found[1:]]
     out = plot_learning_curves(found, tmp_path / "plots" / "curves.png")
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
