@@ -215,6 +215,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
         state = axis.stack([init(axis.slice(k_init, i)) for i in range(len(runs))])
         buffer = axis.stack([buffer_init(capacity, obs_dim, action_dim) for _ in runs])
         meta, start_step = {}, 0
+    if resume and start_step >= config.total_steps:  # complete already: nothing to train, log or record
+        return _result(config, axis, state, buffer, start_step)
     info = provenance.code_and_machine()
     for c in runs:
         provenance.record(c.resolved_run_dir, start_step, info)
@@ -329,6 +331,11 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     finally:
         for closable in [*checkpointers, *loggers]:
             closable.close()
+    return _result(config, axis, state, buffer, start_step)
+
+
+def _result(config: TrainConfig, axis: SeedAxis, state, buffer, start_step: int) -> TrainResult:
+    """`train`'s result: the state and buffer with a leading seed axis for `--seeds`, without one otherwise."""
     if config.seeds:
         state, buffer = (stack_trees(axis.unstack(t)) for t in (state, buffer))
     else:

@@ -72,10 +72,12 @@ def test_sigkill_then_resume_is_bit_exact(tmp_path, algo):
     done = subprocess.run(cli("--resume", str(killed), "--no-progress"), capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0 and "nothing to resume" not in done.stdout, done.stderr
+    before = {p: p.stat().st_mtime_ns for p in straight.rglob("*")}
     again = subprocess.run(cli("--resume", str(straight), "--no-progress"), capture_output=True, text=True,
                            timeout=600)  # a finished run: said so, and left as it was (compared below)
     assert again.returncode == 0 and "nothing to resume: the run was already complete (env step 500 of 500)" \
         in again.stdout, again.stderr
+    assert {p: p.stat().st_mtime_ns for p in straight.rglob("*")} == before  # no provenance entry, no tb file
     s_state, s_buffer, s_step, s_rows = final(straight)
     k_state, k_buffer, k_step, k_rows = final(killed)
     assert s_step == k_step == 500
