@@ -238,7 +238,7 @@ def load_weighting(path: str) -> Callable[[jax.Array], jax.Array]:
         sys.path.append(cwd)
     try:
         g = importlib.import_module(module_name)
-    except Exception as err:  # noqa: BLE001 - any failure of the user's module is reported in one line
+    except (Exception, SystemExit) as err:  # noqa: BLE001 - any failure of the user's module is one line
         raise ValueError(f"weighting {path!r}: cannot import {module_name} ({type(err).__name__}: {err}); the "
                          "module must be installed, on PYTHONPATH or in the current directory") from None
     finally:
@@ -254,6 +254,8 @@ def load_weighting(path: str) -> Callable[[jax.Array], jax.Array]:
         compute_weights(jnp.linspace(-3.0, 3.0, 8)[None], g)
     except (ValueError, TypeError) as err:
         raise ValueError(f"weighting {path!r}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - g itself failed: name it, in one line
+        raise ValueError(f"weighting {path!r}: g failed on test values ({type(err).__name__}: {err})") from None
     return g
 
 

@@ -241,7 +241,9 @@ def test_load_weighting_by_import_path_and_its_errors(tmp_path, monkeypatch):
 
     (tmp_path / "user_gs_weighting.py").write_text(
         "import jax.numpy as jnp\n\n\ndef square(x):\n    return jnp.maximum(x, 0.0) ** 2\n\n\n"
-        "def falling(x):\n    return -x\n\n\ndef negative(x):\n    return jnp.zeros_like(x) - 1.0\n\n\nN = 3\n")
+        "def falling(x):\n    return -x\n\n\ndef negative(x):\n    return jnp.zeros_like(x) - 1.0\n\n\nN = 3\n\n\n"
+        "def broken(x):\n    raise RuntimeError('boom inside g')\n")
+    (tmp_path / "user_gs_exits.py").write_text("import sys\n\nsys.exit()\n")
     monkeypatch.chdir(tmp_path)  # a file in the current directory is importable
     q = jnp.array([[0.3, -1.2, 2.0, 0.7, 1.9]])
     g = load_weighting("user_gs_weighting:square")
@@ -252,6 +254,8 @@ def test_load_weighting_by_import_path_and_its_errors(tmp_path, monkeypatch):
                           ("user_gs_weighting:negative", "no normaliser"),
                           ("user_gs_weighting:N", "is a int, not a function"),
                           ("user_gs_weighting:nope", "has no attribute nope"),
+                          ("user_gs_weighting:broken", "g failed on test values (RuntimeError: boom inside g)"),
+                          ("user_gs_exits:g", "cannot import user_gs_exits (SystemExit"),
                           ("no_such_module_here:g", "cannot import no_such_module_here (ModuleNotFoundError")]:
         with pytest.raises(ValueError, match=re.escape(f"weighting {path!r}: ") + ".*" + re.escape(message)):
             load_weighting(path)
