@@ -106,6 +106,7 @@ def test_search_space_from_yaml_and_flags(tmp_path):
     ([], "nothing to sweep"),
     (["--param", "seed=0", "--num-samples", "x"], "argument --num-samples: invalid int value: 'x' (see simpo sweep"),
     (["--param", "seed=0", "--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
+    (["--param", "seed=0", "--address", "foo:bar"], "Unable to parse port number from bar"),  # OUT not written
     (["--space", "SPACE"], "agent.actor_lr: loguniform needs [low, high]"),
     (["--param", "seed=0", "--out", "FILE"], "is not an empty directory"),
 ])

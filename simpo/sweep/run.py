@@ -225,15 +225,15 @@ def run_sweep(config: SweepConfig) -> Path:
         check_out(out)
     builder, param_space, trials = plan(config)
     print(f"sweep: {trials} trials -> {out}{' (resumed)' if config.resume else ''}", flush=True)
-    if not config.resume:
-        out.mkdir(parents=True, exist_ok=True)
-        if config.space:  # keep the space with the sweep, for --resume
-            config = dataclasses.replace(config, space=Path(shutil.copy(config.space, out / "space.yaml")))
-        (out / "sweep.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str) + "\n")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's legacy output: silent at verbose=0
     logging.getLogger("ray.tune").setLevel(logging.CRITICAL)  # failures: one line each from _reporter
-    started = _start_ray(config)
+    started = _start_ray(config)  # before anything is written: a cluster that cannot be joined leaves no OUT behind
     try:
+        if not config.resume:
+            out.mkdir(parents=True, exist_ok=True)
+            if config.space:  # keep the space with the sweep, for --resume
+                config = dataclasses.replace(config, space=Path(shutil.copy(config.space, out / "space.yaml")))
+            (out / "sweep.json").write_text(json.dumps(dataclasses.asdict(config), indent=2, default=str) + "\n")
         scheduler = None
         if config.asha:
             from ray.tune.schedulers import ASHAScheduler
