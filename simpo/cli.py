@@ -188,6 +188,8 @@ def cmd_advise(args: list[str]) -> int:
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the warm-up run here (default: temporary)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON only")
     ns = parser.parse_args(args)
+    if ns.run_dir is not None and ns.run_dir.is_dir() and any(ns.run_dir.iterdir()):
+        raise UsageError(f"run directory {ns.run_dir} is not empty; advise never overwrites: choose another --run-dir")
     if ns.landscape is not None:
         advice = advise_bandit(ns.landscape, ns.seed, ns.candidates, jitter=ns.jitter, probe_epochs=ns.probe_epochs)
         title = f"bandit {ns.landscape}"

@@ -193,6 +193,8 @@ CASES = [
          "is not empty; pass --overwrite"),
     Case("bandit-run-dir-is-a-file", ["bandit", "--run-dir", "somefile.txt", *BANDIT_TINY],
          "exists and is not a directory", setup=_file),
+    Case("advise-run-dir-not-empty", ["advise", "--env", "Pendulum-v1", "--run-dir", "{run}"],
+         "is not empty; advise never overwrites: choose another --run-dir"),
     Case("eval-negative-seed", ["eval", "--run-dir", "{run}", "--seed", "-1"],
          "argument --seed: seed must be in [0, 2**32), got -1"),
     Case("study-reps-0", ["study", "bandits", "--out", "st", "--reps", "0"], "reps must be an int >= 1, got 0"),
