@@ -25,9 +25,12 @@ def test_a_run_records_its_code_and_a_resume_appends(tmp_path):
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                               cwd=provenance._PACKAGE_DIR).stdout.strip()
         assert entry["commit"].split("+")[0] == head
-    train(config, resume=True)  # a finished run: nothing to train, but the start is recorded
+    shutil.rmtree(tmp_path / "run" / "checkpoints" / "40")  # as if killed after the checkpoint at 20
+    train(config, resume=True)  # resumed at 20: the start is recorded
     first, resumed = provenance.read(tmp_path / "run")
-    assert first == entry and resumed["env_step"] == 40
+    assert first == entry and resumed["env_step"] == 20
+    train(config, resume=True)  # a finished run: nothing to train, and the run is left as it was
+    assert provenance.read(tmp_path / "run") == [first, resumed]
 
 
 def test_outside_a_checkout_the_commit_is_unknown_and_a_missing_file_reads_empty(tmp_path):
