@@ -24,15 +24,15 @@ __all__ = ["POLICY_KINDS", "PolicyConfig", "Policy", "make_policy"]
 POLICY_KINDS = ("flow", "diffusion")
 
 
-def _positive_int_tuple(name: str, value: Any, allow_empty: bool) -> tuple[int, ...]:
+def positive_int_tuple(name: str, value: Any, allow_empty: bool) -> tuple[int, ...]:
+    what = "a non-empty tuple of positive ints" if not allow_empty else "a tuple of positive ints"
     try:
         dims = tuple(value)
     except TypeError:
-        raise ValueError(f"{name} must be a tuple of positive ints, got {value!r}") from None
+        raise ValueError(f"{name} must be {what}, got {value!r}") from None
     if (not dims and not allow_empty) or not all(
         isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in dims
     ):
-        what = "a non-empty tuple of positive ints" if not allow_empty else "a tuple of positive ints"
         raise ValueError(f"{name} must be {what}, got {value!r}")
     return dims
 
@@ -56,8 +56,8 @@ class PolicyConfig:
     def __post_init__(self) -> None:
         if self.kind not in POLICY_KINDS:
             raise ValueError(f"kind must be one of {POLICY_KINDS}, got {self.kind!r}")
-        object.__setattr__(self, "hidden_dims", _positive_int_tuple("hidden_dims", self.hidden_dims, False))
-        object.__setattr__(self, "cond_dims", _positive_int_tuple("cond_dims", self.cond_dims, True))
+        object.__setattr__(self, "hidden_dims", positive_int_tuple("hidden_dims", self.hidden_dims, False))
+        object.__setattr__(self, "cond_dims", positive_int_tuple("cond_dims", self.cond_dims, True))
         if not isinstance(self.time_dim, int) or isinstance(self.time_dim, bool) or self.time_dim < 2 or self.time_dim % 2:
             raise ValueError(f"time_dim must be a positive even int, got {self.time_dim!r}")
         if self.activation not in ACTIVATIONS:

@@ -24,19 +24,9 @@ import optax
 from simpo.agents.base import EVAL_MODES, Batch
 from simpo.agents.critic import CriticState, DoubleCritic, critic_step, init_critic_state, polyak, td_target
 from simpo.networks import ACTIVATIONS, MLP
+from simpo.policies import positive_int_tuple
 
 __all__ = ["SACConfig", "SACState", "TanhGaussianActor", "tanh_gaussian_sample", "SAC"]
-
-
-
-def _check_dims(name: str, value: Any) -> tuple[int, ...]:
-    try:
-        dims = tuple(value)
-    except TypeError:
-        raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}") from None
-    if not dims or not all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in dims):
-        raise ValueError(f"{name} must be a non-empty tuple of positive ints, got {value!r}")
-    return dims
 
 
 @dataclass(frozen=True)
@@ -61,8 +51,8 @@ class SACConfig:
     best_of_n: int = 10  # candidates for eval_mode="best_of_n"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "actor_hidden_dims", _check_dims("actor_hidden_dims", self.actor_hidden_dims))
-        object.__setattr__(self, "critic_hidden_dims", _check_dims("critic_hidden_dims", self.critic_hidden_dims))
+        for name in ("actor_hidden_dims", "critic_hidden_dims"):
+            object.__setattr__(self, name, positive_int_tuple(name, getattr(self, name), False))
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
         if not isinstance(self.num_qs, int) or self.num_qs < 1:

@@ -9,7 +9,7 @@ from typing import Annotated
 import tyro
 
 from simpo.advisor import AUTO_MENUS
-from simpo.policies import PolicyConfig, _positive_int_tuple
+from simpo.policies import PolicyConfig, positive_int_tuple
 from simpo.temperature import TemperatureConfig, check_kl_cap, check_reachable
 from simpo.weighting import BEST_ADVANTAGE, SCHEMES, is_import_path, load_weighting, validate_scheme
 
@@ -97,13 +97,13 @@ class SiMPOConfig:
             raise ValueError("candidate_noise, uniform_actions and uniform_weight must be finite and >= 0, got "
                              f"{self.candidate_noise}, {self.uniform_actions}, {self.uniform_weight}")
         object.__setattr__(self, "critic_hidden_dims",
-                           _positive_int_tuple("critic_hidden_dims", self.critic_hidden_dims, False))
+                           positive_int_tuple("critic_hidden_dims", self.critic_hidden_dims, False))
         if self.weighting == BEST_ADVANTAGE and self.temperature.target != "fixed":
             raise ValueError("weighting best_advantage has no temperature; set --agent.temperature.target fixed "
                              "(the qvpo preset does)")
         check_reachable(self.temperature, self.num_candidates)
-        if self.temperature.target == "kl" and (is_import_path(self.weighting) or (
-                self.weighting == "signed_linear" and math.isinf(self.floor))):  # weights that may not become one-hot
+        if is_import_path(self.weighting) or (self.weighting == "signed_linear" and math.isinf(self.floor)):
+            # weights that may never become one-hot: their kl target must be under their cap, not just log N
             g = load_weighting(self.weighting) if is_import_path(self.weighting) else self.weighting
             check_kl_cap(self.temperature, g, self.num_candidates, self.weighting, **self.weighting_params)
 
