@@ -31,15 +31,18 @@ from simpo.train import make_agent  # noqa: E402
 
 TINY = ["--total-steps", "300", "--warmup-steps", "100", "--batch-size", "32", "--eval-interval", "150",
         "--eval-episodes", "1", "--max-episode-steps", "100", "--checkpoint-interval", "100",
-        "--keep-checkpoints", "5", "--no-progress", "--agent.num-candidates", "4", "--agent.temperature.kl-target", "1",
-        "--agent.policy.steps", "2",
-        "--agent.policy.hidden-dims", "32", "32", "--agent.critic-hidden-dims", "32", "32",
-        "--sac.actor-hidden-dims", "32", "32", "--sac.critic-hidden-dims", "32", "32"]
+        "--keep-checkpoints", "5", "--no-progress"]
+TINY_AGENT = {  # simpo train refuses the other algorithm's flags
+    "simpo": ["--agent.num-candidates", "4", "--agent.temperature.kl-target", "1", "--agent.policy.steps", "2",
+              "--agent.policy.hidden-dims", "32", "32", "--agent.critic-hidden-dims", "32", "32"],
+    "sac": ["--sac.actor-hidden-dims", "32", "32", "--sac.critic-hidden-dims", "32", "32"],
+}
 
 
 def train_cmd(env: str, algo: str, seeds: list[int], run_dir: Path) -> list[str]:
     return [sys.executable, "-m", "simpo.cli", "train", "--env", env, "--algo", algo, "--seeds", *map(str, seeds),
-            "--seed-batching", "map", "--run-dir", str(run_dir), "--overwrite", *TINY]
+            "--seed-batching", "map", "--run-dir", str(run_dir), "--overwrite", *TINY,
+            *TINY_AGENT["sac" if algo == "sac" else "simpo"]]
 
 
 def outcome(proc: subprocess.CompletedProcess) -> str:

@@ -50,6 +50,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simpo.weighting import check_candidates
+
 AUTO_MENUS = {  # weighting -> (flat, steep): the schemes `choose_scheme`'s index 0 and 1 select
     "auto": ("square", "linear"),  # the paper's guideline (SPEC §7)
     "auto_exp": ("exp", "linear"),  # measured: exp won the flat and broad bandits (docs/advisor.md), read off them
@@ -193,8 +195,10 @@ def advise_bandit(landscape: str, seed: int = 0, num_candidates: int = 64, group
     from simpo.bandit import get_landscape, run
 
     land = get_landscape(landscape)
-    if num_candidates < 2 or groups < 1 or jitter < 0 or probe_epochs < 0:
-        raise ValueError("num_candidates must be >= 2, groups >= 1, jitter >= 0 and probe_epochs >= 0")
+    check_candidates("num_candidates", num_candidates, 2)
+    if groups < 1 or jitter < 0 or probe_epochs < 0:
+        raise ValueError(f"groups must be >= 1, jitter >= 0 and probe_epochs >= 0, got {groups}, {jitter}, "
+                         f"{probe_epochs}")
     _check_menu(menu)  # before the probe's work
     shape = (groups, num_candidates, land.action_dim)
     if probe_epochs:
@@ -226,8 +230,11 @@ def advise(env: str, warmup_steps: int = 1000, train_steps: int = 1000, seed: in
     from simpo.envs import env_spec, make_env
     from simpo.train import default_config, make_agent, train
 
-    for name, value, least in (("warmup_steps", warmup_steps, 1), ("train_steps", train_steps, 0),
-                               ("num_candidates", num_candidates, 2), ("batch", batch, 1)):
+    if env.startswith("playground:"):
+        raise ValueError(f"advise runs on host envs (gymnasium ids, dmc:DOMAIN-TASK); {env} is a playground env, "
+                         "which it does not support")
+    check_candidates("num_candidates", num_candidates, 2)
+    for name, value, least in (("warmup_steps", warmup_steps, 1), ("train_steps", train_steps, 0), ("batch", batch, 1)):
         if value < least:
             raise ValueError(f"{name} must be >= {least}, got {value}")
     _check_menu(menu)  # before the warm-up run

@@ -55,7 +55,8 @@ def seed_arg(text: str) -> int:
 
 
 def _usage() -> str:
-    lines = ["usage: simpo COMMAND [options]   (simpo COMMAND --help for its options)", "", "commands:"]
+    lines = ["usage: simpo COMMAND [options]   (simpo COMMAND --help for its options; simpo --version)", "",
+             "commands:"]
     lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
     return "\n".join(lines)
 
@@ -86,6 +87,28 @@ def parse_config(cls, args: list[str], prog: str, **kwargs):
         raise UsageError(f"{message} (see {prog} --help)") from None
 
 
+def check_given_flags(config, args: list[str], algo_flags: bool = True) -> None:
+    """Refuse flags that `config` would silently ignore: the other algorithm's options (when `algo_flags`),
+    --ondevice.* on a host env, --seed beside --seeds, --seed-batching with one seed. ValueError, one line."""
+    given = sorted({a.split("=")[0].replace("_", "-") for a in args if a.startswith("--")})
+    sac = config.algo == "sac"
+    ignored = {
+        f"--algo {config.algo} does not use the SiMPO/DPMD/QVPO options (--agent.*, --weighting); SAC's are --sac.*":
+            algo_flags and sac and [f for f in given if f.startswith("--agent.") or f == "--weighting"],
+        f"--algo {config.algo} does not use SAC's options (--sac.*); its own are --agent.*":
+            algo_flags and not sac and [f for f in given if f.startswith("--sac.")],
+        "--ondevice.* applies to playground:NAME envs only (the fully on-device loop)":
+            not config.env.startswith("playground:") and [f for f in given if f.startswith("--ondevice.")],
+        "--seeds overrides --seed; give one of them":
+            bool(config.seeds) and [f for f in given if f == "--seed"],
+        "--seed-batching applies to --seeds only":
+            not config.seeds and [f for f in given if f == "--seed-batching"],
+    }
+    for why, flags in ignored.items():
+        if flags:
+            raise ValueError(f"{' '.join(flags)} would be ignored: {why}")
+
+
 def cmd_train(args: list[str]) -> int:
     from simpo.train import TrainConfig, default_config, train
 
@@ -97,7 +120,10 @@ def cmd_train(args: list[str]) -> int:
     known, _ = pre.parse_known_args(args)
     defaults = default_config(known.algo, known.preset, known.env)
     config = parse_config(TrainConfig, args, "simpo train", default=defaults,
-                          description="Train an agent online; every field below is a flag.")
+                          description="Train an agent online; every field below is a flag. `simpo train --resume RUN_DIR "
+                          "[--no-progress]` continues a stopped run with its saved config. Add --verbose to any "
+                          "simpo command for a traceback on error.")
+    check_given_flags(config, args)
     if config.env.startswith("playground:"):  # MuJoCo Playground: the whole loop on device
         from simpo.ondevice import train_on_device
 
@@ -138,9 +164,9 @@ def cmd_eval(args: list[str]) -> int:
     from simpo.evaluation import evaluate_run
 
     parser = ArgumentParser(prog="simpo eval", description=COMMANDS["eval"])
-    parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--seed", type=seed_arg, default=0)
+    parser.add_argument("--run-dir", type=Path, required=True, help="a run directory written by simpo train")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes per mode (default: 10)")
+    parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the eval envs and policy samples")
     ns = parser.parse_args(args)
     print(json.dumps(evaluate_run(ns.run_dir, ns.episodes, ns.seed), indent=2))
     return 0
@@ -151,8 +177,8 @@ def cmd_plot(args: list[str]) -> int:
 
     parser = ArgumentParser(prog="simpo plot", description=COMMANDS["plot"])
     parser.add_argument("run_dirs", type=Path, nargs="+", help="run directories, or folders of runs")
-    parser.add_argument("--out", type=Path, default=Path("learning_curves.png"))
-    parser.add_argument("--metric", default="eval_return_mean")
+    parser.add_argument("--out", type=Path, default=Path("learning_curves.png"), help="the PNG to write")
+    parser.add_argument("--metric", default="eval_return_mean", help="a metrics.csv column to plot against env_step")
     ns = parser.parse_args(args)
     out = plot_learning_curves(expand_run_dirs(ns.run_dirs), ns.out, metric=ns.metric)
     print(f"wrote {out}")
@@ -266,6 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--verbose"]
     if not argv or argv[0] in ("-h", "--help"):
         print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from simpo import __version__
+
+        print(f"simpo {__version__}")
         return 0
     command, rest = argv[0], argv[1:]
     if command not in HANDLERS:

@@ -46,7 +46,9 @@ class TrainConfig:
     """One training run. Every field is a CLI flag; `--algo` and `--preset` pick the defaults."""
 
     env: str = "HalfCheetah-v5"
-    """gymnasium id (MuJoCo v5: HalfCheetah-v5, Hopper-v5, ...), or dmc:DOMAIN-TASK (dmc:cheetah-run)."""
+    """gymnasium id (MuJoCo v5: HalfCheetah-v5, Hopper-v5, ...), dmc:DOMAIN-TASK (dmc:cheetah-run),
+    playground:NAME (MuJoCo Playground, the whole loop on device: playground:CheetahRun), or
+    simpo:contextual-bandit (a one-step test env)."""
     algo: Literal["simpo", "dpmd", "qvpo", "sac"] = "simpo"
     preset: Literal["paper", "fast"] = "fast"
     seed: int = 0

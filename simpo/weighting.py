@@ -48,6 +48,18 @@ _PARAMS: dict[str, dict[str, float]] = {
     "signed_linear": {"floor": -math.inf},
     "wd1": {"negative_mass": 1.0},
 }
+MAX_CANDIDATES = 2**16
+"""The most candidates per state (N, M, k) any entry point accepts: an update draws B x N policy samples
+(16.8M at B = 256, N = 2**16); far larger N overflowed array sizes or aborted inside XLA."""
+
+
+def check_candidates(name: str, value, least: int = 1) -> int:
+    """`value` as an int in [least, MAX_CANDIDATES], else a one-line ValueError naming `name`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not least <= value <= MAX_CANDIDATES:
+        raise ValueError(f"{name} must be an int in [{least}, {MAX_CANDIDATES}], got {value!r}")
+    return int(value)
+
+
 _BISECTION_ITERS = 48  # halves a bracket of width <= 2^6 well below float32 resolution
 _SUPPORT_ITERS = 32  # enough to find the support; ν then comes from its closed form
 _BRACKET_ITERS = 64  # x4 growth steps when bracketing ν for a user g: reach 4^64 = 2^128 > float32 max

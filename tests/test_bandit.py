@@ -134,7 +134,7 @@ def test_auto_applies_the_advisor_rule_online(weighting, reward_fn, expected):
         (dict(weighting="power", p=-1.0), "p=-1.0 must be >= 0.5"),
         (dict(weighting="signed_linear", floor=0.5), "floor=0.5 must be <= 0"),
         (dict(policy="gan"), "policy must be 'flow' or 'diffusion'"),
-        (dict(num_candidates=0), "num_candidates must be an int >= 1"),
+        (dict(num_candidates=0), "num_candidates must be an int in \\[1, 65536\\]"),
         (dict(temperature=-1.0), "temperature must be a float > 0"),
         (dict(temperature_target="auto"), "temperature target must be one of"),
         (dict(init_std=[1.0, 1.0]), "init_std must be a positive float or 1 of them"),

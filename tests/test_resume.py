@@ -24,9 +24,9 @@ def flags(algo: str, run_dir: Path) -> list[str]:
     return ["--algo", algo, "--env", "Pendulum-v1", "--total-steps", "500", "--warmup-steps", "100",
             "--batch-size", "16", "--eval-interval", "150", "--eval-episodes", "2", "--max-episode-steps", "70",
             "--checkpoint-interval", "100", "--keep-checkpoints", "10", "--run-dir", str(run_dir), "--no-progress",
-            "--agent.num-candidates", "4", "--agent.temperature.kl-target", "1", "--agent.policy.steps", "2",
-            "--agent.policy.hidden-dims", "32",
-            "--agent.critic-hidden-dims", "32", "--sac.actor-hidden-dims", "32", "--sac.critic-hidden-dims", "32"]
+            *(["--sac.actor-hidden-dims", "32", "--sac.critic-hidden-dims", "32"] if algo == "sac" else
+              ["--agent.num-candidates", "4", "--agent.temperature.kl-target", "1", "--agent.policy.steps", "2",
+               "--agent.policy.hidden-dims", "32", "--agent.critic-hidden-dims", "32"])]
 
 
 def cli(*args: str) -> list[str]:

@@ -18,7 +18,8 @@ TINY = ["--env", "Pendulum-v1", "--warmup-steps", "100", "--batch-size", "16", "
         "--eval-episodes", "2", "--max-episode-steps", "50", "--checkpoint-interval", "200", "--num-cpus", "2",
         "--agent.num-candidates", "4", "--agent.temperature.kl-target", "1", "--agent.policy.steps", "2",
         "--agent.policy.hidden-dims", "32",
-        "--agent.critic-hidden-dims", "32", "--sac.actor-hidden-dims", "32", "--sac.critic-hidden-dims", "32"]
+        "--agent.critic-hidden-dims", "32"]
+SAC_TINY = ["--sac.actor-hidden-dims", "32", "--sac.critic-hidden-dims", "32"]  # where a trial trains SAC
 
 
 def trials(out: Path) -> list[dict]:
@@ -37,7 +38,7 @@ def test_grid_of_two_trials_gives_two_complete_runs_and_resumes_as_done(tmp_path
     (tmp_path / "mygs.py").write_text("import jax.numpy as jnp\n\ndef relu(x):\n    return jnp.maximum(x, 0.0)\n")
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "sweep"
-    assert main(["sweep", "--param", "algo=sac,simpo", "--out", str(out), "--total-steps", "300", *TINY,
+    assert main(["sweep", "--param", "algo=sac,simpo", "--out", str(out), "--total-steps", "300", *TINY, *SAC_TINY,
                  "--agent.weighting", "mygs:relu"]) == 0
     assert not ray.is_initialized()  # the sweep started a local Ray, and shut it down
     rows = trials(out)
@@ -62,7 +63,7 @@ def test_killed_trial_is_restored_from_its_checkpoint_and_matches_an_uninterrupt
     marker = tmp_path / "killed"
     monkeypatch.setenv(KILL_ONCE_ENV, str(marker))  # the first trial to checkpoint SIGKILLs its worker, once
     out = tmp_path / "sweep"
-    assert main(["sweep", "--param", "seed=0,0", "--out", str(out), "--total-steps", "400", *TINY]) == 0
+    assert main(["sweep", "--param", "seed=0", "--num-samples", "2", "--out", str(out), "--total-steps", "400", *TINY]) == 0
     assert marker.exists()
     rows = sorted(trials(out), key=lambda r: r["resumed_from"])
     assert [(r["status"], r["env_step"], r["resumed_from"], r["failures"]) for r in rows] == [
@@ -109,6 +110,12 @@ def test_search_space_from_yaml_and_flags(tmp_path):
     (["--param", "seed=0", "--address", "foo:bar"], "Unable to parse port number from bar"),  # OUT not written
     (["--space", "SPACE"], "agent.actor_lr: loguniform needs [low, high]"),
     (["--param", "seed=0", "--out", "FILE"], "is not an empty directory"),
+    (["--param", "agent.weighting=exp,exp"], "agent.weighting: grid repeats a value, got ['exp', 'exp']"),
+    (["--param", "seed=0,1", "--seeds", "2", "3"], "the trials' seeds come from --seeds"),
+    (["--param", "seed=0,1", "--asha-grace", "100"], "--asha-grace sets ASHA's grace period; add --asha"),
+    (["--param", "seed=0,1", "--run-dir", "x"], "--run-dir would be ignored: the sweep sets each trial's run"),
+    (["--param", "agent.actor_lr=1e-3", "--algo", "sac"],
+     "trial with agent.actor_lr=1e-3: --agent.actor-lr would be ignored: --algo sac does not use"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, expected):
     space, file = tmp_path / "space.yaml", tmp_path / "file"

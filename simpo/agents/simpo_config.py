@@ -11,7 +11,8 @@ import tyro
 from simpo.advisor import AUTO_MENUS
 from simpo.policies import PolicyConfig, positive_int_tuple
 from simpo.temperature import TemperatureConfig, check_kl_cap, check_reachable
-from simpo.weighting import BEST_ADVANTAGE, SCHEMES, is_import_path, load_weighting, validate_scheme
+from simpo.weighting import (BEST_ADVANTAGE, SCHEMES, check_candidates, is_import_path, load_weighting,
+                             validate_scheme)
 
 WEIGHTINGS = (*SCHEMES, *AUTO_MENUS, BEST_ADVANTAGE)
 
@@ -79,8 +80,9 @@ class SiMPOConfig:
             raise ValueError(f"auto_hold must be an int >= 0 (actor updates), got {self.auto_hold!r}")
         if self.auto_hold and self.weighting not in AUTO_MENUS:
             raise ValueError(f"auto_hold applies to --weighting {' or '.join(AUTO_MENUS)} only, not {self.weighting!r}")
-        positive_ints = ("num_candidates", "old_policy_interval", "actor_interval", "eval_candidates", "target_candidates")
-        for name in positive_ints:
+        for name in ("num_candidates", "eval_candidates", "target_candidates"):
+            check_candidates(name, getattr(self, name))
+        for name in ("old_policy_interval", "actor_interval"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")

@@ -48,7 +48,7 @@ from simpo.bandit.landscapes import estimate_max_reward
 from simpo.bandit.program import _compiled, _compiled_pretrain, _Pretrain, _Static
 from simpo.policies import Policy, PolicyConfig, make_policy
 from simpo.temperature import TemperatureConfig, check_reachable
-from simpo.weighting import SCHEMES, compute_weights
+from simpo.weighting import SCHEMES, check_candidates, compute_weights
 
 __all__ = ["BanditResult", "DEFAULTS", "SCHEME_PARAMS", "execute", "merge_plans", "prepare", "run"]
 
@@ -204,7 +204,8 @@ def prepare(
         PolicyConfig(kind=cfg["policy"], hidden_dims=cfg["hidden_dims"], time_dim=cfg["time_dim"],
                      activation=cfg["activation"], steps=cfg["steps"], error_bound=cfg["error_bound"]), d)
     cfg["hidden_dims"] = policy.config.hidden_dims
-    for name in ("num_candidates", "groups", "steps_per_epoch", "pretrain_batch", "temperature_steps"):
+    cfg["num_candidates"] = check_candidates("num_candidates", cfg["num_candidates"])
+    for name in ("groups", "steps_per_epoch", "pretrain_batch", "temperature_steps"):
         cfg[name] = _positive_int(name, cfg[name])
     cfg["pretrain_steps"] = _positive_int("pretrain_steps", cfg["pretrain_steps"], 0)
     cfg["snapshots"] = _positive_int("snapshots", cfg["snapshots"], 0)

@@ -141,6 +141,12 @@ def run_study(config: BanditConfig, progress: bool = True) -> Path:
     if isinstance(config.seeds, int) or not config.seeds:
         raise ValueError(f"seeds must be a non-empty sequence of ints, got {config.seeds!r}")
     specs = {spec: parse_scheme(spec) for spec in config.schemes}  # cheap checks first
+    for key, owner in ((k, name) for name, keys in _SCHEME_KEYS.items() for k in keys):
+        takers = [spec for spec, (name, params) in specs.items() if name == owner and key not in params]
+        if getattr(config, key) is not None and not takers:
+            raise ValueError(f"--{key.replace('_', '-')} would be ignored: it sets {owner}'s {key} and no scheme "
+                             f"in {' '.join(config.schemes)} takes it (add {owner}, or set it per scheme as "
+                             f"{owner}:{key}=...)")
     run_dir = _check_run_dir(config)
     plans = {}
     for spec, (name, params) in specs.items():  # validate everything before running anything

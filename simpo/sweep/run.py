@@ -96,6 +96,14 @@ def parse_args(args: list[str]) -> SweepConfig:
         raise ValueError("--budget and --group-seeds belong to --study")
     if ns.study is not None and any(a.split("=")[0] in ("--algo", "--env") for a in train_args):
         raise ValueError("--algo and --env come from the study's cells; to choose them, sweep --param algo=... instead")
+    if ns.asha_grace is not None and not ns.asha:
+        raise ValueError("--asha-grace sets ASHA's grace period; add --asha to stop trials early")
+    set_per_trial = sorted({a.split("=")[0] for a in train_args} & {
+        "--run-dir", "--run_dir", "--overwrite", "--no-overwrite", "--progress", "--no-progress", "--track",
+        "--no-track"})
+    if set_per_trial:
+        raise ValueError(f"{' '.join(set_per_trial)} would be ignored: the sweep sets each trial's run directory "
+                         "(OUT/runs/...), and turns off overwrite, progress and tracking")
     if ns.study is None and ns.seeds:
         train_args, ns.seeds = ["--seeds", *map(str, ns.seeds), *train_args], None
     if ns.address is not None and ns.num_cpus is not None:
@@ -117,6 +125,10 @@ def plan(config: SweepConfig) -> tuple[TrialBuilder, dict[str, Any], int]:
         if name in space:
             raise ValueError(f"{name} is given twice (in --param and --space, or twice in --param)")
         space[name] = spec
+    seeds_given = config.study is not None or any(a.split("=")[0] == "--seeds" for a in config.base_args)
+    if seeds_given and {"seed", "seeds"} & space.keys():
+        raise ValueError("the trials' seeds come from --seeds (or the study's seeds); sweep seeds with --seeds, "
+                         "not as a parameter")
     cells: tuple = ()
     if config.study:
         from simpo.study import cells as study_cells

@@ -76,6 +76,8 @@ def check_spec(name: str, spec: Any) -> list:
     (kind, args), = spec.items()
     if not isinstance(args, list) or not args:
         raise ValueError(f"{name}: {kind} needs a non-empty list, got {args!r}")
+    if kind == "grid" and len({str(a) for a in args}) < len(args):  # the same trial twice, under two names
+        raise ValueError(f"{name}: grid repeats a value, got {args}; to repeat trials, use --num-samples")
     if kind in ("grid", "choice"):
         return args
     if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args) \
@@ -118,7 +120,7 @@ class TrialBuilder:
     kill_marker: str | None = None
 
     def config(self, params: dict[str, Any], trial_id: str = "check"):
-        from simpo.cli import parse_config
+        from simpo.cli import check_given_flags, parse_config
         from simpo.train import TrainConfig, default_config
 
         fields = config_fields()
@@ -137,6 +139,8 @@ class TrialBuilder:
         where = " ".join(f"{k}={v}" for k, v in params.items()) or "the base flags"
         try:
             config = parse_config(TrainConfig, [*self.base_args, *tokens], "simpo sweep", default=default)
+            # a study's base flags may be meant for some of its algorithms only; so may a swept --algo's
+            check_given_flags(config, [*self.base_args, *tokens], algo_flags=cell is None and "algo" not in params)
         except ValueError as err:
             raise ValueError(f"trial with {where}: {err}") from None
         seeds = "-".join(map(str, config.seeds or (config.seed,)))
