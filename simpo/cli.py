@@ -167,8 +167,12 @@ def cmd_eval(args: list[str]) -> int:
     parser.add_argument("--run-dir", type=Path, required=True, help="a run directory written by simpo train")
     parser.add_argument("--episodes", type=int, default=10, help="episodes per mode (default: 10)")
     parser.add_argument("--seed", type=seed_arg, default=0, help="seed of the eval envs and policy samples")
+    parser.add_argument("--video", type=Path, help="also render the first episode of --video-mode to this .mp4 "
+                        "(needs simpo[video]) or .gif (MuJoCo renders through MUJOCO_GL=egl, set when unset)")
+    parser.add_argument("--video-mode", choices=("best_of_n", "single"), default="best_of_n",
+                        help="the evaluation mode to record (default: best_of_n, the reported protocol)")
     ns = parser.parse_args(args)
-    print(json.dumps(evaluate_run(ns.run_dir, ns.episodes, ns.seed), indent=2))
+    print(json.dumps(evaluate_run(ns.run_dir, ns.episodes, ns.seed, ns.video, ns.video_mode), indent=2))
     return 0
 
 

@@ -89,11 +89,15 @@ class DMControlEnv(gym.Env):
     final discount is 0 and `truncated` otherwise (the time limit).
     """
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"]}
 
-    def __init__(self, domain: str, task: str, seed: int | None = None, task_kwargs: dict | None = None):
+    def __init__(self, domain: str, task: str, seed: int | None = None, task_kwargs: dict | None = None,
+                 render_size: tuple[int, int] | None = None):
         kwargs = {"random": seed, **(task_kwargs or {})}
         self._env = _dmc_suite().load(domain, task, task_kwargs=kwargs)
+        self.render_mode = render_size and "rgb_array"
+        self._render_size = render_size
+        self.metadata = {**self.metadata, "render_fps": round(1.0 / self._env.control_timestep())}
         self._obs_keys = list(self._env.observation_spec())
         obs_dim = sum(int(np.prod(s.shape)) for s in self._env.observation_spec().values())
         self.observation_space = spaces.Box(-np.inf, np.inf, (obs_dim,), np.float32)
@@ -123,6 +127,14 @@ class DMControlEnv(gym.Env):
         truncated = bool(ts.last() and not terminated)
         self._needs_reset = ts.last()
         return self._flatten(ts.observation), float(ts.reward or 0.0), terminated, truncated, {}
+
+    def render(self) -> np.ndarray | None:
+        """An (H, W, 3) uint8 frame from camera 0 when built with `render_size` (needs MUJOCO_GL=egl or osmesa
+        set before dm_control's first import)."""
+        if self._render_size is None:
+            return None
+        height, width = self._render_size
+        return self._env.physics.render(height=height, width=width, camera_id=0)
 
 
 # ---------------------------------------------------------------------------------------------- contextual bandit
@@ -224,13 +236,14 @@ def _unknown_env_error(env_id: str) -> ValueError:
     return ValueError(f"unknown env {env_id!r}{hint}")
 
 
-def _make_base_env(env_id: str, seed: int, env_kwargs: dict, max_episode_steps: int | None) -> gym.Env:
+def _make_base_env(env_id: str, seed: int, env_kwargs: dict, max_episode_steps: int | None,
+                   render_size: tuple[int, int] | None = None) -> gym.Env:
     """Construct the unwrapped-for-simpo env, or raise a one-line ValueError for an unknown id."""
     if env_id.startswith("dmc:"):
         domain, _, task = env_id[4:].partition("-")
         if (domain, task) not in _dmc_suite().ALL_TASKS:
             raise _unknown_env_error(env_id)
-        env: gym.Env = DMControlEnv(domain, task, seed=seed, task_kwargs=env_kwargs)
+        env: gym.Env = DMControlEnv(domain, task, seed=seed, task_kwargs=env_kwargs, render_size=render_size)
         if max_episode_steps is not None:
             env = gym.wrappers.TimeLimit(env, max_episode_steps)
         return env
@@ -239,10 +252,19 @@ def _make_base_env(env_id: str, seed: int, env_kwargs: dict, max_episode_steps: 
         raise _unknown_env_error(env_id)
     if max_episode_steps is not None:
         env_kwargs = {**env_kwargs, "max_episode_steps": max_episode_steps}
+    if render_size is not None:
+        env_kwargs = {**env_kwargs, "render_mode": "rgb_array"}
+        if str(gym.registry[gym_id].entry_point).startswith("gymnasium.envs.mujoco"):  # others take no frame size
+            env_kwargs.update(height=render_size[0], width=render_size[1])
     try:
         with warnings.catch_warnings():  # old versions (HalfCheetah-v2/v3) warn before they fail: one line instead
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", message=".*not in the possible render_modes")  # the error below
             return gym.make(gym_id, **env_kwargs)
+    except TypeError as err:
+        if render_size is None:
+            raise
+        raise ValueError(f"env {env_id} cannot render frames ({str(err).splitlines()[0][:120]})") from None
     except (ImportError, gym.error.Error) as err:  # registered, but not makeable here (e.g. mujoco-py's v2/v3)
         newest = max((k for k in gym.registry if k.split("-v")[0] == gym_id.split("-v")[0]), default=gym_id)
         raise ValueError(f"env {env_id} cannot be made here ({str(err).splitlines()[0]}); try {newest}") from None
@@ -266,6 +288,7 @@ def make_env(
     *,
     max_episode_steps: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
+    render_size: tuple[int, int] | None = None,
 ) -> gym.Env:
     """Build `env_id` with actions in [-1, 1]^d, flat float32 observations and the named reward transform.
 
@@ -276,13 +299,15 @@ def make_env(
         reward_transform: a name in `simpo.transforms.REWARD_TRANSFORMS`; designed for rewards in [0, 1].
         max_episode_steps: optional time limit in env steps (ends episodes with ``truncated=True``).
         env_kwargs: extra kwargs for `gymnasium.make`, or dm_control ``task_kwargs`` (e.g. ``time_limit``).
+        render_size: (height, width): `env.render()` returns such RGB frames (MuJoCo needs MUJOCO_GL=egl or osmesa;
+            `simpo.video` sets egl when unset).
 
     Raises:
         ValueError: unknown env id (with close matches), non-Box or unbounded spaces, unknown reward transform.
     """
     get_reward_transform(reward_transform)  # validate the name before building anything
     quiet_mujoco_warnings()
-    env = _make_base_env(env_id, seed, dict(env_kwargs or {}), max_episode_steps)
+    env = _make_base_env(env_id, seed, dict(env_kwargs or {}), max_episode_steps, render_size)
     _check_box(env_id, env.action_space, "action")
     _check_box(env_id, env.observation_space, "observation")
     with warnings.catch_warnings():  # gymnasium warns when these wrappers cast float64 bounds to float32

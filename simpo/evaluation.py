@@ -20,14 +20,17 @@ from simpo.logger import read_config
 
 
 
-def evaluate(state: Any, envs: list, key: jax.Array, mode: str, act_fn, seed: int = 0) -> np.ndarray:
+def evaluate(state: Any, envs: list, key: jax.Array, mode: str, act_fn, seed: int = 0, on_frame=None) -> np.ndarray:
     """Run one episode in each env (in lockstep, batched actions); returns the undiscounted returns
     of the env's own reward (a reward transform changes training, not what is reported).
 
     `mode` is "best_of_n" (the authors' protocol: best of M samples by min-Q) or "single" (one
     policy sample: the policy's own return). Env i starts from `reset(seed=seed + i)`, so an
-    evaluation is a pure function of the agent state, `key` and `seed`."""
+    evaluation is a pure function of the agent state, `key` and `seed`. `on_frame(envs[0])`, if given, is called
+    after env 0's reset and after each of its steps (simpo.video records its episode)."""
     obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    if on_frame is not None:
+        on_frame(envs[0])
     returns = np.zeros(len(envs))
     alive = np.ones(len(envs), bool)
     t = 0
@@ -37,14 +40,17 @@ def evaluate(state: Any, envs: list, key: jax.Array, mode: str, act_fn, seed: in
             obs[i], reward, terminated, truncated, info = envs[i].step(actions[i])
             returns[i] += info.get("raw_reward", reward)
             alive[i] = not (terminated or truncated)
+            if i == 0 and on_frame is not None:
+                on_frame(envs[0])
         t += 1
     return returns
 
 
-def eval_envs(config, count: int) -> list:
-    """`count` evaluation envs, seeded apart from the training env."""
+def eval_envs(config, count: int, render_size: tuple[int, int] | None = None) -> list:
+    """`count` evaluation envs, seeded apart from the training env; the first renders frames of `render_size`."""
     return [make_env(config.env, 10_000 + config.seed * 100 + i, config.reward_transform,
-                     max_episode_steps=config.max_episode_steps) for i in range(count)]
+                     max_episode_steps=config.max_episode_steps, render_size=render_size if i == 0 else None)
+            for i in range(count)]
 
 
 def _build(cls, data: dict):
@@ -117,18 +123,38 @@ def load_run(run_dir: Path):
     return config, agent, state, int(meta.get("env_step", -1))
 
 
-def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 0) -> dict[str, float]:
-    """Evaluate the newest checkpoint of a run in both modes."""
+def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 0, video: Path | None = None,
+                 video_mode: str = "best_of_n") -> dict[str, Any]:
+    """Evaluate the newest checkpoint of a run in both modes. With `video` (.mp4 or .gif), the first episode of
+    the `video_mode` evaluation is also rendered there (simpo.video); its return is `video_return`."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if video_mode not in EVAL_MODES:
+        raise ValueError(f"video mode must be one of {', '.join(EVAL_MODES)}, got {video_mode!r}")
+    if video is not None:
+        from simpo.video import RENDER_SIZE, VideoRecorder, check_video_path, prepare_rendering
+
+        check_video_path(video)  # before the run is loaded
+        prepare_rendering()
     config, agent, state, env_step = load_run(run_dir)
-    envs = eval_envs(config, episodes)
+    envs = eval_envs(config, episodes, RENDER_SIZE if video is not None else None)
+    recorder = video and VideoRecorder(video, envs[0].unwrapped.metadata.get("render_fps", 30))
     act = jax.jit(agent.act, static_argnums=3)
     key = jax.random.PRNGKey(seed)
-    result: dict[str, float] = {"env_step": env_step}
+    result: dict[str, Any] = {"env_step": env_step}
     for mode in EVAL_MODES:
-        returns = evaluate(state, envs, jax.random.fold_in(key, EVAL_MODES.index(mode)), mode, act, seed)
+        on_frame = recorder if mode == video_mode else None
+        try:
+            returns = evaluate(state, envs, jax.random.fold_in(key, EVAL_MODES.index(mode)), mode, act, seed, on_frame)
+        except BaseException:
+            if recorder:
+                recorder.abort()
+            raise
         suffix = "" if mode == "best_of_n" else "_single"
         result[f"eval_return{suffix}_mean"] = float(returns.mean())
         result[f"eval_return{suffix}_std"] = float(returns.std())
+        if on_frame is not None:
+            result.update(video=str(recorder.close()), video_frames=recorder.count, video_return=float(returns[0]))
+    for env in envs:
+        env.close()
     return result

@@ -209,6 +209,10 @@ CASES = [
          "jitter >= 0 and probe_epochs >= 0, got 16, -1.0, 50"),
     Case("advise-playground-env", ["advise", "--env", "playground:CheetahRun"],
          "playground:CheetahRun is a playground env, which it does not support"),
+    Case("eval-video-bad-suffix", ["eval", "--run-dir", "{run}", "--video", "v.avi"], "ending in .mp4 or .gif"),
+    Case("eval-video-missing-folder", ["eval", "--run-dir", "{run}", "--video", "nope/v.gif"], "does not exist"),
+    Case("eval-video-on-a-directory", ["eval", "--run-dir", "{run}", "--video", "empty"],
+         "ending in .mp4 or .gif", setup=_empty),
     # flags that the chosen algo / env / seeds would ignore
     Case("bandit-p-without-power", ["bandit", "--schemes", "exp", "linear", "--p", "3", "--seeds", "0", "--epochs", "1"],
          "--p would be ignored: it sets power's p and no scheme in exp linear takes it"),

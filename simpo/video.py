@@ -1,0 +1,91 @@
+"""Videos of a policy: one evaluation episode rendered to .mp4 or .gif (`simpo eval --video PATH`).
+
+MuJoCo renders off-screen through an OpenGL backend: MUJOCO_GL=egl (GPU or Mesa's EGL) or osmesa (software).
+`prepare_rendering` sets egl when MUJOCO_GL is unset; it must run before dm_control's first import in the process
+(simpo.envs imports dm_control with MUJOCO_GL=disable otherwise, and a dmc env then cannot render).
+GIFs need only Pillow; MP4s need imageio-ffmpeg (`pip install -c constraints.txt -e '.[video]'`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+VIDEO_SUFFIXES = (".mp4", ".gif")
+RENDER_SIZE = (240, 320)  # (height, width) of a frame
+MP4_MISSING = "writing .mp4 needs imageio-ffmpeg: pip install -c constraints.txt -e '.[video]' (or write a .gif)"
+
+
+def prepare_rendering() -> None:
+    """Set MUJOCO_GL=egl unless it is set; refuse when dm_control was already imported without a backend."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    if "dm_control" in sys.modules and os.environ["MUJOCO_GL"] == "disable":
+        raise ValueError("cannot render: MUJOCO_GL=disable; set MUJOCO_GL=egl (or osmesa) before simpo or "
+                         "dm_control is imported")
+
+
+def check_video_path(path: Path) -> Path:
+    """A writable .mp4/.gif path, checked before any work; an existing video file there will be replaced."""
+    path = Path(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"--video {path}: give a file name ending in {' or '.join(VIDEO_SUFFIXES)}")
+    if path.is_dir():
+        raise ValueError(f"--video {path} is a directory; give a file name ending in .mp4 or .gif")
+    if path.suffix.lower() == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
+        raise ValueError(MP4_MISSING)
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise ValueError(f"--video {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"--video {path}: folder {parent} is not writable")
+    return path
+
+
+class VideoRecorder:
+    """Writes the frames it is called with to `path` at `fps`: streamed into a hidden file beside `path`, renamed
+    to `path` by `close()` (`abort()` removes it), so a failed episode leaves no partial video."""
+
+    def __init__(self, path: Path, fps: float):
+        self.path, self.fps, self.count = check_video_path(path), float(fps), 0
+        self._tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self._writer = None
+
+    def __call__(self, env) -> None:
+        """Render `env` and append its frame."""
+        try:
+            frame = env.render()
+        except Exception as err:  # no OpenGL backend, or an env that cannot render
+            text = (str(err).strip().splitlines() or [""])[0]
+            raise ValueError(f"cannot render {env.spec.id if env.spec else type(env.unwrapped).__name__}: "
+                             f"{type(err).__name__}: {text} (MuJoCo renders through MUJOCO_GL=egl or osmesa)") from None
+        if frame is None:
+            raise ValueError("the env returned no frame; it cannot render (MuJoCo and dm_control envs can)")
+        if self._writer is None:
+            import warnings
+
+            import imageio.v2 as imageio
+
+            # imageio-ffmpeg starts ffmpeg with fork+exec; JAX warns about any fork: not this one
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+
+            gif = self.path.suffix.lower() == ".gif"
+            options = dict(duration=1000.0 / self.fps, loop=0) if gif else dict(fps=self.fps, macro_block_size=1)
+            self._writer = imageio.get_writer(self._tmp, **options)
+        self._writer.append_data(np.asarray(frame, np.uint8))
+        self.count += 1
+
+    def close(self) -> Path:
+        if self._writer is None:
+            raise ValueError("no frame was recorded")
+        self._writer.close()
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._tmp.unlink(missing_ok=True)
