@@ -6,7 +6,7 @@
 Issue 5: "At the `paper` preset, our update is to cost at most half the authors'". Each side runs in its own
 subprocess under its own venv (ours: this repo's; theirs: jax 0.5.3 / flax 0.10.5 as their setup.py pins, on CPU),
 builds its updates once (batch 256, HalfCheetah-v5 dims), then the two are timed in alternating rounds
-(ours, theirs, ours, theirs, ...) so both see the same machine load. A round reports the median seconds per
+(ours, theirs, ours, theirs, ...) so both see the same machine load; who goes first in a round rotates. A round reports the median seconds per
 update (each call blocked on, after one warm-up call); the ratio ours/theirs is given per round and overall
 (the median over rounds of our times divided by the median over rounds of theirs). The authors' update is their agent's `train_step` on their mujoco config
 (`examples/online/config/mujoco/algo/gempo_exp.yaml`, `sac.yaml`, batch from `config.yaml`); ours is built by
@@ -252,10 +252,13 @@ def main() -> None:
     theirs = [Side(args.authors_python, "theirs", args, {"PYTHONPATH": str(args.authors_src), "XLA_FLAGS": flags},
                    dims) for flags in (USER_XLA_FLAGS, f"{USER_XLA_FLAGS} {CPU_VECTOR_FLAG}".strip())]
     times: dict[str, list[tuple[float, float, float]]] = {label: [] for label, _, _ in PAIRS}
+    sides = (ours, *theirs)
     for r in range(args.rounds):
         for label, mine, their in PAIRS:
             repeats = args.sac_repeats if mine == "sac" else args.repeats
-            times[label].append((ours.time(mine, repeats), *(side.time(their, repeats) for side in theirs)))
+            order = [(i + r) % len(sides) for i in range(len(sides))]  # who goes first rotates with the round
+            got = {i: sides[i].time(mine if i == 0 else their, repeats) for i in order}
+            times[label].append(tuple(got[i] for i in range(len(sides))))
             print(f"round {r + 1}: {label}: ours {times[label][-1][0] * 1e3:.1f} ms, theirs "
                   f"{times[label][-1][1] * 1e3:.1f} ms (with {CPU_VECTOR_FLAG}: {times[label][-1][2] * 1e3:.1f})",
                   file=sys.stderr, flush=True)

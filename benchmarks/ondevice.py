@@ -47,7 +47,7 @@ def measure(name: str, args) -> dict:
     config = dataclasses.replace(
         default_config(algo, preset, args.env), warmup_steps=fill * e, batch_size=BATCH, eval_episodes=10,
         max_episode_steps=args.eval_length, total_steps=e * iterations, eval_interval=e * iterations,
-        checkpoint_interval=e * iterations, progress=False,
+        checkpoint_interval=e * iterations, progress=False, matmul_precision=args.matmul_precision,
         ondevice=OnDeviceConfig(num_envs=e, updates_per_iteration=args.updates_per_iteration, impl=args.impl))
     loop = build_loop(config)
     tick = time.perf_counter()
@@ -88,11 +88,14 @@ def main() -> None:
     parser.add_argument("--impl", default="auto", choices=["auto", "jax", "warp"])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/ondevice.md"))
+    parser.add_argument("--matmul-precision", choices=("float32", "tensorfloat32"), default="float32",
+                        help="as simpo train's --matmul-precision")
     args = parser.parse_args()
 
     rows = []
     for name in args.configs:  # the report is rewritten after each config, so a cut-off run keeps what it measured
-        rows.append(measure(name, args))
+        with jax.default_matmul_precision(args.matmul_precision):  # as train_on_device runs it
+            rows.append(measure(name, args))
         write_report(report(rows, args), args.out)
 
 
@@ -103,7 +106,8 @@ def report(rows: list[dict], args) -> list[str]:
         "",
         provenance(),
         "",
-        f"Env `{args.env}` (MJX impl `{args.impl}`), E = {args.num_envs} envs per scan iteration, U updates per "
+        f"Env `{args.env}` (MJX impl `{args.impl}`, matmul precision `{args.matmul_precision}`), E = "
+        f"{args.num_envs} envs per scan iteration, U updates per "
         f"iteration, batch 256; timed: median of {args.repeats} chunks of {args.iterations} iterations after the "
         f"compiling chunks; evaluation: 10 episodes of {args.eval_length} steps per mode. Projection: "
         f"{SEEDS} seeds × ({STEPS:,} env steps / env steps per s + {STEPS // EVAL_INTERVAL} evaluations in both "

@@ -124,7 +124,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--paper-repeats", type=int, default=3, help="timed updates of the slow paper preset")
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks/speed.md"))
+    parser.add_argument("--matmul-precision", choices=("float32", "tensorfloat32"), default="float32",
+                        help="of every timed matmul, the peak's too (as simpo train's --matmul-precision; a CPU "
+                             "computes both in fp32)")
     args = parser.parse_args()
+    with jax.default_matmul_precision(args.matmul_precision):
+        run(args)
+
+
+def run(args) -> None:
     source = provenance()
 
     setups = {name: setup(name, args.env) for name in CONFIGS}
@@ -139,7 +147,8 @@ def main() -> None:
     step = {name: sum(m.values()) for name, m in med.items()}
 
     lines = [f"# Speed benchmark: {args.env}, batch 256, update-to-data ratio 1", "", source, "",
-             f"Measured fp32 matmul peak (2048², jitted): **{peak / 1e9:.0f} GFLOP/s**.", "",
+             f"Matmul precision `{args.matmul_precision}` (a CPU computes both settings in fp32). Measured matmul "
+             f"peak at it (2048², jitted): **{peak / 1e9:.0f} GFLOP/s**.", "",
              "| config | update ms | act ms | env step ms | buffer insert ms | ms per env step | "
              "per env step / SAC | update GFLOP | achieved GFLOP/s | fraction of matmul peak |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]

@@ -6,7 +6,7 @@
 
 XLA reads XLA_FLAGS once per process, so each flag set gets its own worker process (the first set is the
 baseline). Every worker builds benchmarks/speed.py's updates (batch 256, HalfCheetah-v5), then the workers are
-asked in turn, round after round, for the median seconds per update of each config, so they all see the same
+asked in turn (who goes first rotates), round after round, for the median seconds per update of each config, so they all see the same
 machine load; ratios are to the baseline of the same round. `import simpo` adds simpo.CPU_VECTOR_FLAG only where
 XLA_FLAGS does not set the vector width, so a set without it is measured at 512 bits: name the width in every set.
 """
@@ -69,11 +69,12 @@ def main() -> None:
     seen = [json.loads(w.stdout.readline())["xla_flags"] for w in workers]
     times = []  # times[round][worker][config]
     for r in range(args.rounds):
-        times.append([])
-        for w in workers:
-            w.stdin.write("time\n")
-            w.stdin.flush()
-            times[-1].append(json.loads(w.stdout.readline()))
+        got = {}
+        for i in [(i + r) % len(workers) for i in range(len(workers))]:  # who goes first rotates with the round
+            workers[i].stdin.write("time\n")
+            workers[i].stdin.flush()
+            got[i] = json.loads(workers[i].stdout.readline())
+        times.append([got[i] for i in range(len(workers))])
         base = times[-1][0]
         print(f"round {r + 1}: " + "; ".join(f"{name}: " + ", ".join(f"{t[name] / base[name]:.3f}" for t in times[-1])
                                              for name in args.configs), file=sys.stderr, flush=True)

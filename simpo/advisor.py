@@ -258,7 +258,8 @@ def advise(env: str, warmup_steps: int = 1000, train_steps: int = 1000, seed: in
                                                                   temperature=fixed))
     key = jax.random.PRNGKey(seed + 1)
     states = buffer_sample(result.buffer, key, batch).obs
-    _, q = jax.jit(agent.candidates)(result.state, jax.random.fold_in(key, 1), states)
+    with jax.default_matmul_precision(config.matmul_precision):  # as the run was trained
+        _, q = jax.jit(agent.candidates)(result.state, jax.random.fold_in(key, 1), states)
     # the KL target is for the N the weights will act on in training (the preset's), not the measuring N
     c = config.agent
     stats = _host_stats(q)

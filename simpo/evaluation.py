@@ -132,11 +132,18 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 0, video: Path |
     if video_mode not in EVAL_MODES:
         raise ValueError(f"video mode must be one of {', '.join(EVAL_MODES)}, got {video_mode!r}")
     if video is not None:
-        from simpo.video import RENDER_SIZE, VideoRecorder, check_video_path, prepare_rendering
+        from simpo.video import check_video_path, prepare_rendering
 
         check_video_path(video)  # before the run is loaded
         prepare_rendering()
     config, agent, state, env_step = load_run(run_dir)
+    with jax.default_matmul_precision(config.matmul_precision):  # as the run was trained and evaluated
+        return _evaluate_run(config, agent, state, env_step, episodes, seed, video, video_mode)
+
+
+def _evaluate_run(config, agent, state, env_step: int, episodes: int, seed: int, video, video_mode: str) -> dict:
+    if video is not None:
+        from simpo.video import RENDER_SIZE, VideoRecorder
     envs = eval_envs(config, episodes, RENDER_SIZE if video is not None else None)
     recorder = video and VideoRecorder(video, envs[0].unwrapped.metadata.get("render_fps", 30))
     act = jax.jit(agent.act, static_argnums=3)

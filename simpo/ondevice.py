@@ -43,7 +43,7 @@ from simpo.playground import (OnDeviceConfig, default_episode_length, episode_re
 from simpo.progress import TrainingProgress
 from simpo.guard import Guard, NonFiniteError, _guard, guard_init, guard_problem
 from simpo.rundir import prepare_run_dir, run_config_dict
-from simpo.train import TrainConfig, make_agent
+from simpo.train import TrainConfig, at_matmul_precision, make_agent
 
 __all__ = ["OnDeviceConfig", "OnDeviceResult", "build_loop", "train_on_device"]
 
@@ -176,6 +176,7 @@ def build_loop(config: TrainConfig) -> Loop:
     return Loop(agent, carry, chunk, evaluate, metric_names, (k_best, k_single, k_eval_env), traces)
 
 
+@at_matmul_precision
 def train_on_device(config: TrainConfig) -> OnDeviceResult:
     """Train one agent on a `playground:NAME` env with the whole loop on device; same run directory as `train`."""
     if config.debug_nans:

@@ -1,8 +1,9 @@
 """Learning curves from run directories (``metrics.csv`` + optional ``config.json``), one PNG.
 
 Runs are grouped (seeds of one configuration) by a label; each group is drawn as the mean over its runs
-against env steps, with a shaded 95% interval: a percentile bootstrap of the mean when the group has at
-least 3 runs, ±1.96·SEM when it has 2, none for a single run. The legend says which, per group.
+against env steps, with a shaded band: a 95% percentile bootstrap interval of the mean where at least 3 runs have
+data, the min–max range where 2 do (a t-interval from 2 runs spans ±12.7·SEM, and ±1.96·SEM would cover far less
+than 95%), none where one does. The legend says which, per group.
 
 Runs of one group need not share evaluation steps: each run is linearly interpolated onto the union of
 the group's steps, within its own range only (no extrapolation), so the statistics at a step use the
@@ -154,17 +155,14 @@ def _label_fn(group_by: GroupBy) -> Callable[[Path, dict], str]:
 
 
 # ----------------------------------------------------------------------------------- statistics
-def _band(values: np.ndarray, n_boot: int, rng: np.random.Generator, bootstrap: bool) -> tuple[float, float]:
+def _band(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[float, float]:
+    """The band at one step: bootstrap 95% interval of the mean (n >= 3), min-max (n = 2), the value (n = 1)."""
     n = len(values)
-    mean = float(values.mean())
-    if n < 2:
-        return mean, mean
-    if bootstrap:
-        means = values[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
-        lo, hi = np.percentile(means, [2.5, 97.5])
-        return float(lo), float(hi)
-    half = 1.96 * values.std(ddof=1) / np.sqrt(n)
-    return mean - half, mean + half
+    if n < 3:
+        return float(values.min()), float(values.max())
+    means = values[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 def _group_curve(curves: Sequence[tuple[np.ndarray, np.ndarray]], n_boot: int, rng: np.random.Generator):
@@ -173,12 +171,11 @@ def _group_curve(curves: Sequence[tuple[np.ndarray, np.ndarray]], n_boot: int, r
     for i, (xs, ys) in enumerate(curves):
         inside = (grid >= xs[0]) & (grid <= xs[-1])
         table[i, inside] = np.interp(grid[inside], xs, ys)
-    bootstrap = len(curves) >= 3
     mean, lo, hi = (np.empty(len(grid)) for _ in range(3))
     for j in range(len(grid)):
         col = table[:, j][~np.isnan(table[:, j])]
         mean[j] = col.mean()
-        lo[j], hi[j] = _band(col, n_boot, rng, bootstrap)
+        lo[j], hi[j] = _band(col, n_boot, rng)
     return grid, mean, lo, hi, (~np.isnan(table)).sum(axis=0)
 
 
@@ -236,7 +233,8 @@ def plot_learning_curves(
         curves = groups[label]
         grid, mean, lo, hi, count = _group_curve(curves, n_boot, rng)
         n = len(curves)
-        band = "95% bootstrap CI" if n >= 3 else ("±1.96·SEM" if n == 2 else "no CI")
+        band = {1: "no band", 2: "min–max"}.get(n, "95% bootstrap CI" if count.min() >= 3 else
+                                                 "95% bootstrap CI; min–max where 2 runs remain")
         color = colors[i % len(colors)]
         full = count == n  # solid where every run of the group has data, dashed where only some have
         ax.plot(grid, np.where(full, mean, np.nan), color=color, lw=1.8, label=f"{label} (n={n}, {band})")
@@ -249,7 +247,8 @@ def plot_learning_curves(
             ax.fill_between(grid, lo, hi, color=color, alpha=0.2, lw=0)
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric}: mean over seeds, 95% CI (bootstrap if n≥3, else ±1.96·SEM)", fontsize=9)
+    ax.set_title(title or f"{metric}: mean over seeds; band: 95% bootstrap CI of the mean (≥3 runs), min–max (2)",
+                 fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()

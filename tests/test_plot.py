@@ -45,7 +45,10 @@ def test_group_statistics():
     two = [(xs, np.array([0.0, 1.0])), (xs, np.array([2.0, 3.0]))]
     grid, mean, lo, hi, count = _group_curve(two, 100, np.random.default_rng(0))
     np.testing.assert_allclose(mean, [1.0, 2.0])
-    np.testing.assert_allclose(hi - mean, 1.96 * np.sqrt(2.0) / np.sqrt(2))  # ±1.96·SEM for n = 2
+    np.testing.assert_allclose([lo, hi], [[0.0, 1.0], [2.0, 3.0]])  # two runs: their min-max range
+    three = [*two, (xs, np.array([4.0, 5.0]))]
+    grid, mean, lo, hi, count = _group_curve(three, 2000, np.random.default_rng(0))
+    assert (lo < mean).all() and (mean < hi).all() and (lo >= 0).all() and (hi <= [4, 5]).all()  # a bootstrap CI
     # runs on different grids: interpolated, no extrapolation past a run's last step
     uneven = [(np.array([0.0, 10.0]), np.array([0.0, 10.0])), (np.array([0.0, 5.0, 20.0]), np.array([0.0, 5.0, 20.0]))]
     grid, mean, lo, hi, count = _group_curve(uneven, 100, np.random.default_rng(0))
@@ -85,3 +88,14 @@ def test_errors(tmp_path):
         out = plot_learning_curves([header_only, good], tmp_path / "ok.png", skip_invalid=True)
     assert out.is_file()
     assert not (tmp_path / "x.png").exists()
+
+
+def test_bandit_t_quantile_beyond_the_table():
+    """The bandit plots' 95% t-interval: Student's t quantiles (scipy's values to 4 decimals), not 1.96 past df 30."""
+    from simpo.bandit.plots import confidence_band, t975
+
+    for df, exact in ((1, 12.7062), (30, 2.0423), (31, 2.0395), (40, 2.0211), (100, 1.9840), (1000, 1.9623)):
+        assert abs(t975(df) - exact) < 5e-4, (df, t975(df))
+    values = np.arange(32.0)[:, None]  # 32 seeds: df 31
+    mean, half = confidence_band(values)
+    np.testing.assert_allclose(half, t975(31) * values.std(0, ddof=1) / np.sqrt(32))

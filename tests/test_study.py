@@ -148,6 +148,19 @@ def test_aggregate_known_scores(tmp_path):
     assert (tmp_path / "res2" / "results.json").is_file()
 
 
+def test_aggregate_flags_a_run_that_stopped_before_its_budget(tmp_path):
+    for seed in range(2):
+        _fake_run(tmp_path / "runs" / f"a{seed}", "Foo-v0", "simpo", "linear", seed, 10.0 + seed)
+    metrics = tmp_path / "runs" / "a1" / "metrics.csv"  # seed 1 stopped after its first evaluation
+    metrics.write_text(metrics.read_text().splitlines()[0] + "\n100,5.0,2.0\n")
+    data = json.loads((aggregate(tmp_path / "runs", tmp_path / "res", reps=20) / "results.json").read_text())
+    group = data["per_task"]["Foo-v0"]["simpo-linear"]
+    assert group["stopped_early"] == [1] and group["steps"] == [100, 200] and group["returns"] == [10.0, 5.0]
+    text = (tmp_path / "res" / "results.md").read_text()
+    assert "| 100/200 (1 stopped early) |" in text
+    assert "a1` stopped before its budget: scored at its last evaluation, env step 100 of 200" in text
+
+
 def test_aggregate_keeps_runs_that_differ_in_a_setting_apart(tmp_path):
     """Sweep trials of one algo with other hyperparameters are different experiments, not seeds of one."""
     for seed in range(2):

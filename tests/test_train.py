@@ -233,3 +233,27 @@ def test_weighting_by_import_path_is_the_users_g_in_training(tmp_path, monkeypat
     with pytest.raises(ValueError, match=r"kl_target 2 is out of reach for weighting user_gs_train:leaky: .* 1\.71"):
         dataclasses.replace(run.agent, weighting="user_gs_train:leaky", num_candidates=8,
                             temperature=default_config("simpo").agent.temperature)
+
+
+def test_the_run_is_traced_at_its_matmul_precision(tmp_path, monkeypatch):
+    """`train` jits under `config.matmul_precision` (float32: HIGHEST in the lowered dots; tensorfloat32: HIGH),
+    and on a CPU the two train bit-identical runs (the TrainConfig docstring's claim)."""
+    import simpo.train as train_module
+
+    seen = []
+    real = train_module.make_agent
+
+    def spy(config, obs_dim, action_dim):  # lower one dot where train builds its agent, inside the context
+        x = jnp.ones((2, 2))
+        seen.append("HIGHEST" in jax.jit(lambda a: a @ a).lower(x).as_text())
+        return real(config, obs_dim, action_dim)
+
+    monkeypatch.setattr(train_module, "make_agent", spy)
+    runs = {p: train(dataclasses.replace(tiny("simpo", "Pendulum-v1", tmp_path / p), matmul_precision=p))
+            for p in ("float32", "tensorfloat32")}
+    assert seen == [True, False]
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), runs["float32"].state,
+                                     runs["tensorfloat32"].state))
+    strip = lambda rows: [{k: v for k, v in r.items() if k not in ("wall_time_s", "train_sps")} for r in rows]  # noqa: E731
+    assert strip(read_rows(tmp_path / "float32")) == strip(read_rows(tmp_path / "tensorfloat32"))
+    assert json.loads((tmp_path / "float32" / "config.json").read_text())["matmul_precision"] == "float32"

@@ -266,13 +266,15 @@ def merge_plans(plans: Sequence[_Plan]) -> list[_Plan]:
 
 
 def execute(plan: _Plan) -> BanditResult:
-    """Run a validated plan: pretraining, then one jitted call (seeds vmapped, epochs scanned)."""
+    """Run a validated plan: pretraining, then one jitted call (seeds vmapped, epochs scanned), in true fp32 (on a
+    GPU, JAX's default matmuls would be TF32; simpo train's --matmul-precision)."""
     t0 = time.perf_counter()
     s = plan.static
-    keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(plan.seeds, jnp.uint32))
-    k_pre, k_run = jnp.split(jax.vmap(lambda k: jax.random.split(k))(keys), 2, axis=1)
-    params0 = _compiled_pretrain(s.pretrain)(k_pre[:, 0])
-    out = _compiled(s)(jnp.asarray(plan.scheme_index, jnp.int32), k_run[:, 0], params0)
+    with jax.default_matmul_precision("float32"):
+        keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(plan.seeds, jnp.uint32))
+        k_pre, k_run = jnp.split(jax.vmap(lambda k: jax.random.split(k))(keys), 2, axis=1)
+        params0 = _compiled_pretrain(s.pretrain)(k_pre[:, 0])
+        out = _compiled(s)(jnp.asarray(plan.scheme_index, jnp.int32), k_run[:, 0], params0)
     regret, initial, samples, diag, final_params, snaps = jax.device_get(out)
     # snapshots: {epoch: params}, each with the seed axis first (dropped for one seed)
     snapshots = {e: jax.tree.map(lambda x, i=i: x[:, i], snaps) for i, e in enumerate(s.snapshot_epochs)}

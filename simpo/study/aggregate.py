@@ -237,6 +237,7 @@ def aggregate_scores(scores: list[RunScore], reps: int = 2000) -> dict:
         per_task[task] = {lab: {
             "seeds": [r.seed for r in runs], "steps": sorted({r.steps for r in runs}),
             "total_steps": sorted({r.total_steps for r in runs}),
+            "stopped_early": [r.seed for r in runs if r.steps < r.total_steps],
             "returns": [r.ret for r in runs], "single_returns": [r.single for r in runs],
             "mean": float(np.mean([r.ret for r in runs])),
             "std": float(np.std([r.ret for r in runs], ddof=1)) if len(runs) > 1 else 0.0,
@@ -255,7 +256,7 @@ def aggregate_scores(scores: list[RunScore], reps: int = 2000) -> dict:
     return {"tasks": tasks, "per_task": per_task,
             "aggregate": {lab: {**shape[lab], **overall[lab]} for lab in labels},
             "runs": [{"run_dir": str(s.run_dir), "task": s.task, "label": s.label, "seed": s.seed, "steps": s.steps,
-                      "return": s.ret, "single_return": s.single, "code": s.code} for s in scores],
+                      "total_steps": s.total_steps, "return": s.ret, "single_return": s.single, "code": s.code} for s in scores],
             "repeats_left_out": repeats, "cross_task_notes": cross_task_notes(scores),
             "reps": reps, "paper_simpo": PAPER_SIMPO, "sac_reference": SAC_REFERENCE}
 

@@ -49,7 +49,9 @@ def markdown(results: dict, title: str) -> str:
         best = max(by_label, key=lambda lab: by_label[lab]["mean"])
         for lab, g in by_label.items():
             name = f"**{lab}**" if lab == best and len(by_label) > 1 else lab
-            lines.append(f"| {task} | {name} | {len(g['seeds'])} | {_steps(g['steps'])} | {g['mean']:.1f} ± "
+            early = g.get("stopped_early", [])
+            steps = _steps(g["steps"]) + (f" ({len(early)} stopped early)" if early else "")
+            lines.append(f"| {task} | {name} | {len(g['seeds'])} | {steps} | {g['mean']:.1f} ± "
                          f"{g['std']:.1f} | {g['single_mean']:.1f} | {_ci(g['iqm'], '{:.1f}')} |")
     lines += ["", "## Aggregate over tasks (rliable, normalised scores)", "",
               "Normalisation per task: " + "; ".join(f"{t['task']}: {t['normalisation']}" for t in results["tasks"])
@@ -72,6 +74,9 @@ def _notes(results: dict) -> list[str]:
              for lab, a in results["aggregate"].items() if a.get("seeds_left_out")]
     notes += [f"- `{r['run_dir']}` left out: the same task, label and seed as `{r['repeats']}`"
               for r in results.get("repeats_left_out", [])]
+    notes += [f"- `{r['run_dir']}` stopped before its budget: scored at its last evaluation, env step {r['steps']:,} "
+              f"of {r['total_steps']:,} (`simpo train --resume` continues it)"
+              for r in results["runs"] if r["steps"] < r.get("total_steps", r["steps"])]
     notes += [f"- pooled across tasks although it differs between them: {n}" for n in results.get("cross_task_notes", [])]
     return ["", "Notes:", "", *notes] if notes else []
 
