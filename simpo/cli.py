@@ -89,7 +89,7 @@ def parse_config(cls, args: list[str], prog: str, **kwargs):
 
 def check_given_flags(config, args: list[str], algo_flags: bool = True) -> None:
     """Refuse flags that `config` would silently ignore: the other algorithm's options (when `algo_flags`),
-    --ondevice.* on a host env, --seed beside --seeds, --seed-batching with one seed. ValueError, one line."""
+    --ondevice.* on a host env, --seed beside --seeds, --seed-batching without --seeds. ValueError, one line."""
     given = sorted({a.split("=")[0].replace("_", "-") for a in args if a.startswith("--")})
     sac = config.algo == "sac"
     ignored = {

@@ -15,6 +15,8 @@ import pytest
 
 from tests.test_bad_input import tiny_config
 
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")  # the subprocesses, under JAX's threads
+
 PROBE = "import mujoco; mujoco.Renderer(mujoco.MjModel.from_xml_string('<mujoco/>'), 8, 8).close()"
 
 
