@@ -87,26 +87,53 @@ def parse_config(cls, args: list[str], prog: str, **kwargs):
         raise UsageError(f"{message} (see {prog} --help)") from None
 
 
-def check_given_flags(config, args: list[str], algo_flags: bool = True) -> None:
-    """Refuse flags that `config` would silently ignore: the other algorithm's options (when `algo_flags`),
-    --ondevice.* on a host env, --seed beside --seeds, --seed-batching without --seeds. ValueError, one line."""
-    given = sorted({a.split("=")[0].replace("_", "-") for a in args if a.startswith("--")})
-    sac = config.algo == "sac"
-    ignored = {
+SCHEME_OPTIONS = {"--agent.power-p": "power", "--agent.floor": "signed_linear", "--agent.negative-mass": "wd1"}
+TARGET_OPTIONS = {"--agent.temperature.kl-target": "kl", "--agent.temperature.ess-target": "ess"}
+
+
+def given_flags(args: list[str]) -> list[str]:
+    """The --flags in `args`, as typed but with dashes for underscores."""
+    return sorted({a.split("=")[0].replace("_", "-") for a in args if a.startswith("--")})
+
+
+def ignored_flags(config, args: list[str]) -> dict[str, str]:
+    """The flags in `args` that `config` would silently ignore, each with the reason: the other algorithm's
+    options, a scheme's or a temperature target's parameter under another one, --ondevice.* on a host env,
+    --log-interval on device, --wandb-project without --track, --seed beside --seeds, --seed-batching without --seeds."""
+    sac, agent, playground = config.algo == "sac", config.agent, config.env.startswith("playground:")
+    reasons = {
         f"--algo {config.algo} does not use the SiMPO/DPMD/QVPO options (--agent.*, --weighting); SAC's are --sac.*":
-            algo_flags and sac and [f for f in given if f.startswith("--agent.") or f == "--weighting"],
+            lambda f: sac and (f.startswith("--agent.") or f == "--weighting"),
         f"--algo {config.algo} does not use SAC's options (--sac.*); its own are --agent.*":
-            algo_flags and not sac and [f for f in given if f.startswith("--sac.")],
+            lambda f: not sac and f.startswith("--sac."),
+        f"weighting {agent.weighting} does not take it (power takes --agent.power-p, signed_linear --agent.floor, "
+        "wd1 --agent.negative-mass)":
+            lambda f: f in SCHEME_OPTIONS and SCHEME_OPTIONS[f] != agent.weighting,
+        f"the temperature target is {agent.temperature.target} (kl-target is for kl, ess-target for ess)":
+            lambda f: f in TARGET_OPTIONS and TARGET_OPTIONS[f] != agent.temperature.target,
+        "the temperature target is fixed, so λ has no learning rate":
+            lambda f: f == "--agent.temperature.lr" and agent.temperature.target == "fixed",
         "--ondevice.* applies to playground:NAME envs only (the fully on-device loop)":
-            not config.env.startswith("playground:") and [f for f in given if f.startswith("--ondevice.")],
-        "--seeds overrides --seed; give one of them":
-            bool(config.seeds) and [f for f in given if f == "--seed"],
-        "--seed-batching applies to --seeds only":
-            not config.seeds and [f for f in given if f == "--seed-batching"],
+            lambda f: not playground and f.startswith("--ondevice."),
+        "playground: envs log a chunk's last update, once per chunk (up to the next evaluation or checkpoint)":
+            lambda f: playground and f == "--log-interval",
+        "--wandb-project applies with --track only": lambda f: not config.track and f == "--wandb-project",
+        "--seeds overrides --seed; give one of them": lambda f: bool(config.seeds) and f == "--seed",
+        "--seed-batching applies to --seeds only": lambda f: not config.seeds and f == "--seed-batching",
     }
-    for why, flags in ignored.items():
-        if flags:
-            raise ValueError(f"{' '.join(flags)} would be ignored: {why}")
+    return {f: why for f in given_flags(args) for why, ignores in reasons.items() if ignores(f)}
+
+
+def refuse_ignored(ignored: dict[str, str], who: str = "") -> None:
+    """ValueError, one line, for the first reason in `ignored` (flag -> reason), naming every flag it covers."""
+    if ignored:
+        why = next(iter(ignored.values()))
+        raise ValueError(f"{' '.join(f for f, w in ignored.items() if w == why)} would be ignored{who}: {why}")
+
+
+def check_given_flags(config, args: list[str]) -> None:
+    """Refuse the flags `config` would silently ignore (`ignored_flags`). ValueError, one line."""
+    refuse_ignored(ignored_flags(config, args))
 
 
 def cmd_train(args: list[str]) -> int:
@@ -171,8 +198,11 @@ def cmd_eval(args: list[str]) -> int:
                         "(needs simpo[video]) or .gif (MuJoCo renders through MUJOCO_GL=egl, set when unset)")
     parser.add_argument("--video-mode", choices=("best_of_n", "single"), default="best_of_n",
                         help="the evaluation mode to record (default: best_of_n, the reported protocol)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --video file")
     ns = parser.parse_args(args)
-    print(json.dumps(evaluate_run(ns.run_dir, ns.episodes, ns.seed, ns.video, ns.video_mode), indent=2))
+    if ns.overwrite and ns.video is None:
+        raise UsageError("--overwrite replaces an existing --video file; it needs --video")
+    print(json.dumps(evaluate_run(ns.run_dir, ns.episodes, ns.seed, ns.video, ns.video_mode, ns.overwrite), indent=2))
     return 0
 
 
@@ -200,6 +230,7 @@ def cmd_bandit(args: list[str]) -> int:
 
 def cmd_advise(args: list[str]) -> int:
     from simpo.advisor import PROBE_EPOCHS, PROBE_WEIGHTING, advise, advise_bandit, format_advice
+    from simpo.weighting import check_candidates
 
     parser = ArgumentParser(prog="simpo advise", description=COMMANDS["advise"])
     where = parser.add_mutually_exclusive_group(required=True)
@@ -218,6 +249,7 @@ def cmd_advise(args: list[str]) -> int:
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the warm-up run here (default: temporary)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON only")
     ns = parser.parse_args(args)
+    check_candidates("--candidates", ns.candidates, 2)  # the functions would name their num_candidates
     if ns.run_dir is not None and ns.run_dir.is_dir() and any(ns.run_dir.iterdir()):
         raise UsageError(f"run directory {ns.run_dir} is not empty; advise never overwrites: choose another --run-dir")
     if ns.landscape is not None:

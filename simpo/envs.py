@@ -264,7 +264,8 @@ def _make_base_env(env_id: str, seed: int, env_kwargs: dict, max_episode_steps: 
     except TypeError as err:
         if render_size is None:
             raise
-        raise ValueError(f"env {env_id} cannot render frames ({str(err).splitlines()[0][:120]})") from None
+        cause = str(err).splitlines()[0].split(" was raised from")[0]  # gymnasium appends the creator and kwargs
+        raise ValueError(f"env {env_id} cannot render frames ({cause})") from None
     except (ImportError, gym.error.Error) as err:  # registered, but not makeable here (e.g. mujoco-py's v2/v3)
         newest = max((k for k in gym.registry if k.split("-v")[0] == gym_id.split("-v")[0]), default=gym_id)
         raise ValueError(f"env {env_id} cannot be made here ({str(err).splitlines()[0]}); try {newest}") from None

@@ -124,9 +124,10 @@ def load_run(run_dir: Path):
 
 
 def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 0, video: Path | None = None,
-                 video_mode: str = "best_of_n") -> dict[str, Any]:
+                 video_mode: str = "best_of_n", overwrite: bool = False) -> dict[str, Any]:
     """Evaluate the newest checkpoint of a run in both modes. With `video` (.mp4 or .gif), the first episode of
-    the `video_mode` evaluation is also rendered there (simpo.video); its return is `video_return`."""
+    the `video_mode` evaluation is also rendered there (simpo.video); its return is `video_return`. An existing
+    `video` file is refused unless `overwrite`."""
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if video_mode not in EVAL_MODES:
@@ -134,18 +135,19 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 0, video: Path |
     if video is not None:
         from simpo.video import check_video_path, prepare_rendering
 
-        check_video_path(video)  # before the run is loaded
+        check_video_path(video, overwrite)  # before the run is loaded
         prepare_rendering()
     config, agent, state, env_step = load_run(run_dir)
     with jax.default_matmul_precision(config.matmul_precision):  # as the run was trained and evaluated
-        return _evaluate_run(config, agent, state, env_step, episodes, seed, video, video_mode)
+        return _evaluate_run(config, agent, state, env_step, episodes, seed, video, video_mode, overwrite)
 
 
-def _evaluate_run(config, agent, state, env_step: int, episodes: int, seed: int, video, video_mode: str) -> dict:
+def _evaluate_run(config, agent, state, env_step: int, episodes: int, seed: int, video, video_mode: str,
+                  overwrite: bool) -> dict:
     if video is not None:
         from simpo.video import RENDER_SIZE, VideoRecorder
     envs = eval_envs(config, episodes, RENDER_SIZE if video is not None else None)
-    recorder = video and VideoRecorder(video, envs[0].unwrapped.metadata.get("render_fps", 30))
+    recorder = video and VideoRecorder(video, envs[0].unwrapped.metadata.get("render_fps", 30), overwrite)
     act = jax.jit(agent.act, static_argnums=3)
     key = jax.random.PRNGKey(seed)
     result: dict[str, Any] = {"env_step": env_step}

@@ -9,6 +9,7 @@ GIFs need only Pillow; MP4s need imageio-ffmpeg (`pip install -c constraints.txt
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import numpy as np
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 RENDER_SIZE = (240, 320)  # (height, width) of a frame
+MAX_GIF_FPS = 50  # GIF delays are whole centiseconds, and viewers slow delays under 2 cs down to 10 cs
 MP4_MISSING = "writing .mp4 needs imageio-ffmpeg: pip install -c constraints.txt -e '.[video]' (or write a .gif)"
 
 
@@ -28,13 +30,15 @@ def prepare_rendering() -> None:
                          "dm_control is imported")
 
 
-def check_video_path(path: Path) -> Path:
-    """A writable .mp4/.gif path, checked before any work; an existing video file there will be replaced."""
+def check_video_path(path: Path, overwrite: bool = False) -> Path:
+    """A writable .mp4/.gif path, checked before any work; an existing file there is replaced only if `overwrite`."""
     path = Path(path)
     if path.suffix.lower() not in VIDEO_SUFFIXES:
         raise ValueError(f"--video {path}: give a file name ending in {' or '.join(VIDEO_SUFFIXES)}")
     if path.is_dir():
         raise ValueError(f"--video {path} is a directory; give a file name ending in .mp4 or .gif")
+    if path.exists() and not overwrite:
+        raise ValueError(f"--video {path} exists; pass --overwrite to replace it, or choose another file name")
     if path.suffix.lower() == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
         raise ValueError(MP4_MISSING)
     parent = path.absolute().parent
@@ -46,16 +50,22 @@ def check_video_path(path: Path) -> Path:
 
 
 class VideoRecorder:
-    """Writes the frames it is called with to `path` at `fps`: streamed into a hidden file beside `path`, renamed
-    to `path` by `close()` (`abort()` removes it), so a failed episode leaves no partial video."""
+    """Writes the frames it is called with to `path`, in real time at the env's `fps`: streamed into a hidden file
+    beside `path`, renamed to `path` by `close()` (`abort()` removes it), so a failed episode leaves no partial video.
+    A GIF keeps every k-th frame, k = ceil(fps / MAX_GIF_FPS) (a 100 fps dm_control task: every 2nd, at 50 fps)."""
 
-    def __init__(self, path: Path, fps: float):
-        self.path, self.fps, self.count = check_video_path(path), float(fps), 0
+    def __init__(self, path: Path, fps: float, overwrite: bool = False):
+        self.path, self.count, self._calls = check_video_path(path, overwrite), 0, 0
+        self.stride = math.ceil(fps / MAX_GIF_FPS) if self.path.suffix.lower() == ".gif" else 1
+        self.fps = float(fps) / self.stride
         self._tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         self._writer = None
 
     def __call__(self, env) -> None:
-        """Render `env` and append its frame."""
+        """Render `env` and append its frame (every `stride`-th call)."""
+        self._calls += 1
+        if (self._calls - 1) % self.stride:
+            return
         try:
             frame = env.render()
         except Exception as err:  # no OpenGL backend, or an env that cannot render

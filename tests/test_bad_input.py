@@ -103,6 +103,10 @@ def _empty(cwd: Path) -> None:
     (cwd / "empty").mkdir()
 
 
+def _video(cwd: Path) -> None:
+    (cwd / "old.gif").write_bytes(b"last week's video")
+
+
 def _notes(cwd: Path) -> None:
     (cwd / "notes").mkdir()
     (cwd / "notes" / "thesis.txt").write_text("months of work\n")
@@ -143,7 +147,7 @@ CASES = [
     Case("bandit-negative-seed", ["bandit", *BANDIT_TINY, "--seeds", "-2"],
          "seed must be an int or a non-empty sequence of ints, each in [0, 2**32), got [-2]"),
     Case("advise-one-candidate", ["advise", "--env", "Pendulum-v1", "--candidates", "1"],
-         "num_candidates must be an int in [2, 65536], got 1"),
+         "--candidates must be an int in [2, 65536], got 1"),
     Case("eval-episodes-0", ["eval", "--run-dir", "{run}", "--episodes", "0"], "episodes must be >= 1, got 0"),
     # malformed flags (argparse-level: one line too, not argparse's usage block)
     Case("flag-without-value", ["train", "--env"], "argument --env: expected one argument (see simpo train --help)"),
@@ -204,13 +208,16 @@ CASES = [
     Case("N-beyond-the-cap", train_args("--agent.num-candidates", "99999999999999"),
          "num_candidates must be an int in [1, 65536], got 99999999999999"),
     Case("advise-N-beyond-the-cap", ["advise", "--landscape", "sharp", "--candidates", "99999999999999"],
-         "num_candidates must be an int in [2, 65536], got 99999999999999"),
+         "--candidates must be an int in [2, 65536], got 99999999999999"),
     Case("advise-bad-bandit-parameter", ["advise", "--landscape", "sharp", "--jitter", "-1"],
          "jitter >= 0 and probe_epochs >= 0, got 16, -1.0, 50"),
     Case("advise-playground-env", ["advise", "--env", "playground:CheetahRun"],
          "playground:CheetahRun is a playground env, which it does not support"),
     Case("eval-video-bad-suffix", ["eval", "--run-dir", "{run}", "--video", "v.avi"], "ending in .mp4 or .gif"),
     Case("eval-video-missing-folder", ["eval", "--run-dir", "{run}", "--video", "nope/v.gif"], "does not exist"),
+    Case("eval-video-exists", ["eval", "--run-dir", "{run}", "--video", "old.gif"],
+         "--video old.gif exists; pass --overwrite to replace it", setup=_video),
+    Case("eval-overwrite-without-video", ["eval", "--run-dir", "{run}", "--overwrite"], "it needs --video"),
     Case("eval-video-on-a-directory", ["eval", "--run-dir", "{run}", "--video", "empty"],
          "ending in .mp4 or .gif", setup=_empty),
     # flags that the chosen algo / env / seeds would ignore
@@ -226,6 +233,12 @@ CASES = [
     Case("seed-beside-seeds", train_args("--seeds", "1", "2", "--seed", "5"),
          "--seed would be ignored: --seeds overrides --seed"),
     Case("seed-batching-with-one-seed", train_args("--seed-batching", "vmap"), "--seed-batching would be ignored"),
+    Case("power-p-under-exp", train_args("--agent.power-p", "3"),
+         "--agent.power-p would be ignored: weighting exp does not take it"),
+    Case("ess-target-under-kl", train_args("--agent.temperature.ess-target", "0.5"),
+         "--agent.temperature.ess-target would be ignored: the temperature target is kl"),
+    Case("wandb-project-without-track", train_args("--wandb-project", "x"),
+         "--wandb-project would be ignored: --wandb-project applies with --track only"),
 ]
 
 

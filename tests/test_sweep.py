@@ -91,6 +91,18 @@ def test_search_space_from_yaml_and_flags(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize("args", [
+    ["--param", "algo=simpo,sac", "--sac.actor-lr", "1e-3", "--env", "Pendulum-v1"],  # the sac trial takes it
+    ["--param", "env=playground:CheetahRun,Pendulum-v1", "--ondevice.num-envs", "4"],
+    ["--param", "agent.weighting=exp,power", "--agent.power-p", "3", "--env", "Pendulum-v1"],
+])
+def test_a_shared_flag_that_some_trial_uses_is_accepted(tmp_path, args):
+    from simpo.sweep.run import parse_args
+
+    builder, _, n = plan(parse_args(["--out", str(tmp_path / "s"), *args]))
+    assert n == 2 and not (tmp_path / "s").exists()
+
+
 @pytest.mark.parametrize("args, expected", [
     (["--param", "agent.num_candidate=4,8"], "did you mean agent.num_candidates"),
     (["--param", "agent.weighting=exp,nope"], "agent.weighting=nope"),
@@ -110,12 +122,21 @@ def test_search_space_from_yaml_and_flags(tmp_path):
     (["--param", "seed=0", "--address", "foo:bar"], "Unable to parse port number from bar"),  # OUT not written
     (["--space", "SPACE"], "agent.actor_lr: loguniform needs [low, high]"),
     (["--param", "seed=0", "--out", "FILE"], "is not an empty directory"),
-    (["--param", "agent.weighting=exp,exp"], "agent.weighting: grid repeats a value, got ['exp', 'exp']"),
+    (["--param", "agent.weighting=exp,exp"], "agent.weighting: grid values exp and exp make the same trial"),
+    (["--param", "agent.actor_lr=0.001,1e-3"], "agent.actor_lr: grid values 0.001 and 1e-3 make the same trial"),
+    (["--param", "agent.weighting=exp,square", "--weighting", "linear"],
+     "--weighting would be ignored: the same field is swept (agent.weighting)"),
+    (["--param", "seed=0,1", "--seed", "3"], "--seed would be ignored: the same field is swept (seed)"),
+    (["--param", "seed=0,1", "--no_progress"], "--no-progress would be ignored: the sweep sets each trial's"),
+    (["--param", "algo=simpo,dpmd", "--sac.actor-lr", "1e-3"],
+     "--sac.actor-lr would be ignored by every trial: --algo simpo does not use SAC's options"),
+    (["--param", "agent.weighting=exp,linear", "--agent.power-p", "3"],
+     "--agent.power-p would be ignored by every trial: weighting exp does not take it"),
     (["--param", "seed=0,1", "--seeds", "2", "3"], "the trials' seeds come from --seeds"),
     (["--param", "seed=0,1", "--asha-grace", "100"], "--asha-grace sets ASHA's grace period; add --asha"),
     (["--param", "seed=0,1", "--run-dir", "x"], "--run-dir would be ignored: the sweep sets each trial's run"),
     (["--param", "agent.actor_lr=1e-3", "--algo", "sac"],
-     "trial with agent.actor_lr=1e-3: --agent.actor-lr would be ignored: --algo sac does not use"),
+     "--agent.actor-lr would be ignored by every trial: --algo sac does not use"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, expected):
     space, file = tmp_path / "space.yaml", tmp_path / "file"

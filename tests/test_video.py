@@ -57,6 +57,7 @@ def simpo_eval(run_dir: Path, *flags: str) -> dict:
 def test_video_is_the_first_evaluation_episode(runs, tmp_path, env, suffix, mode):
     import imageio.v2 as imageio
     import numpy as np
+    import PIL.Image
 
     if suffix == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
         pytest.skip("imageio-ffmpeg is not installed (the [video] extra)")
@@ -69,8 +70,10 @@ def test_video_is_the_first_evaluation_episode(runs, tmp_path, env, suffix, mode
     frames = imageio.mimread(out, memtest=False)
     assert len(frames) == video["video_frames"] >= 2  # the reset, then one frame per step
     assert frames[0].shape == (240, 320, 3) and frames[0].std() > 1  # a picture, not a blank frame
-    if env.startswith("dmc:"):  # a 20-step episode of a never-terminating task: the reset + 20 steps
-        assert video["video_frames"] == 21
+    if env.startswith("dmc:"):  # a 20-step episode of a never-terminating task: the reset + 20 steps, at 100 fps
+        assert video["video_frames"] == 11  # a GIF plays at 50 fps: every 2nd frame
+        with PIL.Image.open(out) as gif:
+            assert gif.info["duration"] == 20  # 20 ms a frame: real time
         assert not all(np.array_equal(frames[0], f) for f in frames[1:])  # the cart-pole moves
     suffix_ = "" if mode == "best_of_n" else "_single"
     mean, std = recorded[f"eval_return{suffix_}_mean"], recorded[f"eval_return{suffix_}_std"]
@@ -87,6 +90,10 @@ def test_bad_video_paths_are_refused_before_any_work(tmp_path):
         with pytest.raises(ValueError, match=message):
             check_video_path(path)
     assert check_video_path(tmp_path / "ok.gif") == tmp_path / "ok.gif"
+    (tmp_path / "old.gif").write_bytes(b"a video")
+    with pytest.raises(ValueError, match="exists; pass --overwrite to replace it"):
+        check_video_path(tmp_path / "old.gif")
+    assert check_video_path(tmp_path / "old.gif", overwrite=True) == tmp_path / "old.gif"
 
 
 def test_an_env_that_cannot_render_is_one_clear_error():

@@ -82,6 +82,7 @@ class SiMPOConfig:
             raise ValueError(f"auto_hold applies to --weighting {' or '.join(AUTO_MENUS)} only, not {self.weighting!r}")
         for name in ("num_candidates", "eval_candidates", "target_candidates"):
             check_candidates(name, getattr(self, name))
+        check_candidates("uniform_actions", self.uniform_actions, 0)  # extra actions per state, as candidates
         for name in ("old_policy_interval", "actor_interval"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:

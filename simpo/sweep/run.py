@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simpo.cli import ArgumentParser
-from simpo.sweep.space import TrialBuilder, check_name, check_spec, config_fields, parse_param, read_space, tune_domain
+from simpo.cli import ArgumentParser, given_flags, ignored_flags, refuse_ignored
+from simpo.sweep.space import (RESERVED, TrialBuilder, check_name, check_spec, config_fields, flag_field, parse_param,
+                               read_space, tune_domain)
 
 KILL_ONCE_ENV = "SIMPO_SWEEP_KILL_ONCE"  # fault injection for tests: a marker-file path (simpo.sweep.trial)
 RAY_MISSING = "simpo sweep needs Ray: pip install -c constraints.txt -e '.[ray]'"
@@ -98,9 +99,7 @@ def parse_args(args: list[str]) -> SweepConfig:
         raise ValueError("--algo and --env come from the study's cells; to choose them, sweep --param algo=... instead")
     if ns.asha_grace is not None and not ns.asha:
         raise ValueError("--asha-grace sets ASHA's grace period; add --asha to stop trials early")
-    set_per_trial = sorted({a.split("=")[0] for a in train_args} & {
-        "--run-dir", "--run_dir", "--overwrite", "--no-overwrite", "--progress", "--no-progress", "--track",
-        "--no-track"})
+    set_per_trial = [f for f in given_flags(train_args) if flag_field(f, config_fields()) in RESERVED]
     if set_per_trial:
         raise ValueError(f"{' '.join(set_per_trial)} would be ignored: the sweep sets each trial's run directory "
                          "(OUT/runs/...), and turns off overwrite, progress and tracking")
@@ -142,24 +141,46 @@ def plan(config: SweepConfig) -> tuple[TrialBuilder, dict[str, Any], int]:
             cells = tuple((f"{c.name}-s{s}", dataclasses.replace(c.config, seed=s)) for c in study for s in c.seeds)
     builder = TrialBuilder(tuple(config.base_args), Path(config.out).absolute(), cells,
                            os.environ.get(KILL_ONCE_ENV) or None)
+    swept_too = [f for f in given_flags(config.base_args) if flag_field(f, fields) in space]
+    if swept_too:
+        names = ", ".join(flag_field(f, fields) for f in swept_too)
+        raise ValueError(f"{' '.join(swept_too)} would be ignored: the same field is swept ({names}); give it in one "
+                         "place")
     base = {"cell": 0} if cells else {}
-    for name, spec in space.items():  # each value alone: the error names the field and the value
-        for value in check_spec(check_name(name, fields), spec):
-            builder.config({**base, name: value})
+    singles = []  # each value alone: the error names the field and the value
+    for name, spec in space.items():
+        values = check_spec(check_name(name, fields), spec)
+        trial_configs = [builder.config({**base, name: value}) for value in values]
+        if isinstance(spec, dict) and "grid" in spec:
+            check_distinct(name, values, trial_configs)
+        singles += [{**base, name: value} for value in values]
     grid = {k: v["grid"] for k, v in space.items() if isinstance(v, dict) and "grid" in v}
     if cells:
         grid = {"cell": list(range(len(cells))), **grid}
     trials = math.prod(len(v) for v in grid.values()) * config.num_samples
-    if not grid and not space:
-        builder.config(base)
-    if math.prod(len(v) for v in grid.values()) <= MAX_CHECKED:
-        fixed = {k: v for k, v in space.items() if not isinstance(v, dict)}
-        for combo in itertools.product(*grid.values()):
-            builder.config({**fixed, **dict(zip(grid, combo))})
+    if math.prod(len(v) for v in grid.values()) <= MAX_CHECKED:  # every grid trial, random draws at a bound
+        fixed = {k: v if not isinstance(v, dict) else check_spec(k, v)[0] for k, v in space.items() if k not in grid}
+        checked = [{**fixed, **dict(zip(grid, combo))} for combo in itertools.product(*grid.values())]
+    else:  # too many to parse: each value alone, and each study cell
+        checked = singles + [{"cell": cell} for cell in range(len(cells))]
+    # refused if every trial would ignore it: a study's trials, or a swept algo's, may share flags meant for some
+    ignored = [ignored_flags(builder.config(params), builder.args(params)) for params in checked or [base]]
+    refuse_ignored({f: why for f, why in ignored[0].items() if all(f in i for i in ignored)}, " by every trial")
     param_space = {name: tune_domain(spec) for name, spec in space.items()}
     if cells:
         param_space["cell"] = tune_domain({"grid": grid["cell"]})
     return builder, param_space, trials
+
+
+def check_distinct(name: str, values: list, configs: list) -> None:
+    """Refuse grid values that make the same trial (0.001 and 1e-3; exp and exp): repeats come from --num-samples."""
+    seen: dict = {}
+    for value, trial in zip(values, configs):
+        trial = dataclasses.replace(trial, run_dir=None)
+        if trial in seen:
+            raise ValueError(f"{name}: grid values {seen[trial]} and {value} make the same trial; to repeat trials, "
+                             "use --num-samples")
+        seen[trial] = value
 
 
 def check_out(out: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import re
 import typing
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ RESERVED = ("run_dir", "overwrite", "progress", "track")  # the sweep sets these
 
 
 # ------------------------------------------------------------------------------- the search space
+@functools.cache
 def config_fields() -> dict[str, Any]:
     """Every TrainConfig leaf, by dotted name (agent.policy.steps, sac.actor_lr, ...), with its type."""
     from simpo.train import TrainConfig
@@ -33,6 +35,15 @@ def config_fields() -> dict[str, Any]:
         return out
 
     return walk(TrainConfig, "")
+
+
+def flag_field(flag: str, fields: dict[str, Any]) -> str | None:
+    """The TrainConfig field a `simpo train` flag sets (`--agent.no-foo` -> agent.foo, `--weighting` ->
+    agent.weighting), or None."""
+    name = {"weighting": "agent.weighting"}.get(flag[2:], flag[2:]).replace("-", "_")
+    head, dot, last = name.rpartition(".")
+    negated = head + dot + last[3:] if last.startswith("no_") else None
+    return name if name in fields else negated if fields.get(negated) is bool else None
 
 
 def check_name(name: str, fields: dict[str, Any]) -> str:
@@ -76,8 +87,6 @@ def check_spec(name: str, spec: Any) -> list:
     (kind, args), = spec.items()
     if not isinstance(args, list) or not args:
         raise ValueError(f"{name}: {kind} needs a non-empty list, got {args!r}")
-    if kind == "grid" and len({str(a) for a in args}) < len(args):  # the same trial twice, under two names
-        raise ValueError(f"{name}: grid repeats a value, got {args}; to repeat trials, use --num-samples")
     if kind in ("grid", "choice"):
         return args
     if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args) \
@@ -119,11 +128,17 @@ class TrialBuilder:
     cells: tuple = ()  # study mode: (name, TrainConfig) per trial, picked by the "cell" parameter
     kill_marker: str | None = None
 
+    def args(self, params: dict[str, Any]) -> list[str]:
+        """The `simpo train` flags of a trial: the base flags, then the swept parameters' (they win)."""
+        fields = config_fields()
+        return [*self.base_args, *(t for name, value in params.items() if name != "cell"
+                                   for t in flag_tokens(name, value, fields))]
+
     def config(self, params: dict[str, Any], trial_id: str = "check"):
-        from simpo.cli import check_given_flags, parse_config
+        """The trial's TrainConfig (the flags it would ignore are checked across trials, by `simpo.sweep.run.plan`)."""
+        from simpo.cli import parse_config
         from simpo.train import TrainConfig, default_config
 
-        fields = config_fields()
         params = dict(params)
         cell = params.pop("cell", None)
         pre = ArgumentParser(prog="simpo sweep", add_help=False)
@@ -135,12 +150,9 @@ class TrialBuilder:
             cell_name, default = self.cells[cell]
         else:
             cell_name, default = None, default_config(known["algo"], known["preset"], known["env"])
-        tokens = [t for name, value in params.items() for t in flag_tokens(name, value, fields)]
         where = " ".join(f"{k}={v}" for k, v in params.items()) or "the base flags"
         try:
-            config = parse_config(TrainConfig, [*self.base_args, *tokens], "simpo sweep", default=default)
-            # a study's base flags may be meant for some of its algorithms only; so may a swept --algo's
-            check_given_flags(config, [*self.base_args, *tokens], algo_flags=cell is None and "algo" not in params)
+            config = parse_config(TrainConfig, self.args(params), "simpo sweep", default=default)
         except ValueError as err:
             raise ValueError(f"trial with {where}: {err}") from None
         seeds = "-".join(map(str, config.seeds or (config.seed,)))
