@@ -121,7 +121,8 @@ def ignored_flags(config, args: list[str]) -> dict[str, str]:
         "--seeds overrides --seed; give one of them": lambda f: bool(config.seeds) and f == "--seed",
         "--seed-batching applies to --seeds only": lambda f: not config.seeds and f == "--seed-batching",
     }
-    return {f: why for f in given_flags(args) for why, ignores in reasons.items() if ignores(f)}
+    return {f: next(why for why, ignores in reasons.items() if ignores(f))  # the first reason that applies
+            for f in given_flags(args) if any(ignores(f) for ignores in reasons.values())}
 
 
 def refuse_ignored(ignored: dict[str, str], who: str = "") -> None:
