@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from simpo.cli import ArgumentParser, given_flags, ignored_flags, refuse_ignored
+from simpo.cli import ArgumentParser
+from simpo.flags import given_flags, ignored_flags, refuse_ignored
 from simpo.sweep.space import (RESERVED, TrialBuilder, check_name, check_spec, config_fields, flag_field, parse_param,
                                read_space, tune_domain)
 
