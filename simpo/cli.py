@@ -88,7 +88,7 @@ def parse_config(cls, args: list[str], prog: str, **kwargs):
 
 
 def cmd_train(args: list[str]) -> int:
-    from simpo.flags import check_given_flags
+    from simpo.flags import check_given_flags, check_other_algo_flags
     from simpo.train import TrainConfig, default_config, train
 
     if any(a == "--resume" or a.startswith("--resume=") for a in args):
@@ -98,6 +98,7 @@ def cmd_train(args: list[str]) -> int:
         pre.add_argument(flag, default=default)
     known, _ = pre.parse_known_args(args)
     defaults = default_config(known.algo, known.preset, known.env)
+    check_other_algo_flags(defaults, args)
     config = parse_config(TrainConfig, args, "simpo train", default=defaults,
                           description="Train an agent online; every field below is a flag. `simpo train --resume RUN_DIR "
                           "[--no-progress]` continues a stopped run with its saved config. Add --verbose to any "

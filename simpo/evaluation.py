@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import typing
@@ -136,7 +137,7 @@ def evaluate_run(run_dir: Path, episodes: int = 10, seed: int = 0, video: Path |
         from simpo.video import check_video_path, prepare_rendering
 
         check_video_path(video, overwrite)  # before the run is loaded
-        prepare_rendering()
+        prepare_rendering(read_run_config(run_dir).env)
     config, agent, state, env_step = load_run(run_dir)
     with jax.default_matmul_precision(config.matmul_precision):  # as the run was trained and evaluated
         return _evaluate_run(config, agent, state, env_step, episodes, seed, video, video_mode, overwrite)
@@ -147,23 +148,21 @@ def _evaluate_run(config, agent, state, env_step: int, episodes: int, seed: int,
     if video is not None:
         from simpo.video import RENDER_SIZE, VideoRecorder
     envs = eval_envs(config, episodes, RENDER_SIZE if video is not None else None)
-    recorder = video and VideoRecorder(video, envs[0].unwrapped.metadata.get("render_fps", 30), overwrite)
     act = jax.jit(agent.act, static_argnums=3)
     key = jax.random.PRNGKey(seed)
     result: dict[str, Any] = {"env_step": env_step}
-    for mode in EVAL_MODES:
-        on_frame = recorder if mode == video_mode else None
-        try:
+    with contextlib.ExitStack() as cleanup:
+        for env in envs:
+            cleanup.callback(env.close)
+        # on any exception, or SIGTERM: no partial video left behind
+        recorder = video and cleanup.enter_context(
+            VideoRecorder(video, envs[0].unwrapped.metadata.get("render_fps", 30), overwrite))
+        for mode in EVAL_MODES:
+            on_frame = recorder if mode == video_mode else None
             returns = evaluate(state, envs, jax.random.fold_in(key, EVAL_MODES.index(mode)), mode, act, seed, on_frame)
-        except BaseException:
-            if recorder:
-                recorder.abort()
-            raise
-        suffix = "" if mode == "best_of_n" else "_single"
-        result[f"eval_return{suffix}_mean"] = float(returns.mean())
-        result[f"eval_return{suffix}_std"] = float(returns.std())
-        if on_frame is not None:
-            result.update(video=str(recorder.close()), video_frames=recorder.count, video_return=float(returns[0]))
-    for env in envs:
-        env.close()
+            suffix = "" if mode == "best_of_n" else "_single"
+            result[f"eval_return{suffix}_mean"] = float(returns.mean())
+            result[f"eval_return{suffix}_std"] = float(returns.std())
+            if on_frame is not None:
+                result.update(video=str(recorder.close()), video_frames=recorder.count, video_return=float(returns[0]))
     return result

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-SCHEME_OPTIONS = {"--agent.power-p": "power", "--agent.floor": "signed_linear", "--agent.negative-mass": "wd1"}
+from simpo.agents.simpo_config import SCHEME_FIELDS
+
+SCHEME_OPTIONS = {f"--agent.{field.replace('_', '-')}": scheme for scheme, (field, _) in SCHEME_FIELDS.items()}
 TARGET_OPTIONS = {"--agent.temperature.kl-target": "kl", "--agent.temperature.ess-target": "ess"}
 
 
@@ -22,8 +24,8 @@ def ignored_flags(config, args: list[str]) -> dict[str, str]:
             lambda f: sac and (f.startswith("--agent.") or f == "--weighting"),
         f"--algo {config.algo} does not use SAC's options (--sac.*); its own are --agent.*":
             lambda f: not sac and f.startswith("--sac."),
-        f"weighting {agent.weighting} does not take it (power takes --agent.power-p, signed_linear --agent.floor, "
-        "wd1 --agent.negative-mass)":
+        f"weighting {agent.weighting} does not take it ("
+        f"{', '.join(f'{scheme} takes {flag}' for flag, scheme in SCHEME_OPTIONS.items())})":
             lambda f: f in SCHEME_OPTIONS and SCHEME_OPTIONS[f] != agent.weighting,
         f"the temperature target is {agent.temperature.target} (kl-target is for kl, ess-target for ess)":
             lambda f: f in TARGET_OPTIONS and TARGET_OPTIONS[f] != agent.temperature.target,
@@ -46,6 +48,13 @@ def refuse_ignored(ignored: dict[str, str], who: str = "") -> None:
     if ignored:
         why = next(iter(ignored.values()))
         raise ValueError(f"{' '.join(f for f, w in ignored.items() if w == why)} would be ignored{who}: {why}")
+
+
+def check_other_algo_flags(defaults, args: list[str]) -> None:
+    """Before parsing: refuse the other algorithm's flags (`defaults` carries --algo), so `--algo sac
+    --agent.num-candidates 4` is told that SAC ignores --agent.*, not that N = 4 cannot reach SiMPO's KL target."""
+    other = ("--agent.", "--weighting") if defaults.algo == "sac" else ("--sac.",)
+    refuse_ignored(ignored_flags(defaults, [a for a in args if a.startswith(other)]))
 
 
 def check_given_flags(config, args: list[str]) -> None:

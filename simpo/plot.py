@@ -179,6 +179,15 @@ def _group_curve(curves: Sequence[tuple[np.ndarray, np.ndarray]], n_boot: int, r
     return grid, mean, lo, hi, (~np.isnan(table)).sum(axis=0)
 
 
+def band_label(count: np.ndarray) -> str:
+    """What a group's band is, from how many runs have data at each step (`count`): the one kind of band where there
+    is one, else each kind with the run counts it holds for (steps where some runs have ended)."""
+    kinds = [(name, cond) for name, cond, present in (
+        ("95% bootstrap CI", "≥3 runs", (count >= 3).any()), ("min–max", "2", (count == 2).any()),
+        ("no band", "1", (count == 1).any())) if present]
+    return kinds[0][0] if len(kinds) == 1 else ", ".join(f"{name} ({cond})" for name, cond in kinds)
+
+
 # ---------------------------------------------------------------------------------------- plotting
 def plot_learning_curves(
     run_dirs: Sequence[str | Path],
@@ -233,8 +242,7 @@ def plot_learning_curves(
         curves = groups[label]
         grid, mean, lo, hi, count = _group_curve(curves, n_boot, rng)
         n = len(curves)
-        band = {1: "no band", 2: "min–max"}.get(n, "95% bootstrap CI" if count.min() >= 3 else
-                                                 "95% bootstrap CI; min–max where 2 runs remain")
+        band = band_label(count)
         color = colors[i % len(colors)]
         full = count == n  # solid where every run of the group has data, dashed where only some have
         ax.plot(grid, np.where(full, mean, np.nan), color=color, lw=1.8, label=f"{label} (n={n}, {band})")

@@ -11,7 +11,9 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +24,18 @@ MAX_GIF_FPS = 50  # GIF delays are whole centiseconds, and viewers slow delays u
 MP4_MISSING = "writing .mp4 needs imageio-ffmpeg: pip install -c constraints.txt -e '.[video]' (or write a .gif)"
 
 
-def prepare_rendering() -> None:
-    """Set MUJOCO_GL=egl unless it is set; refuse when dm_control was already imported without a backend."""
+def prepare_rendering(env_id: str = "") -> None:
+    """Set MUJOCO_GL=egl unless it is set; refuse (one-line ValueError) when rendering is off: MUJOCO_GL names no
+    backend, or, for a `dmc:` task, dm_control was already imported without one in this process (simpo.envs imports
+    it with MUJOCO_GL=disable when MUJOCO_GL is unset, and dm_control reads it once, on import)."""
     os.environ.setdefault("MUJOCO_GL", "egl")
-    if "dm_control" in sys.modules and os.environ["MUJOCO_GL"] == "disable":
-        raise ValueError("cannot render: MUJOCO_GL=disable; set MUJOCO_GL=egl (or osmesa) before simpo or "
-                         "dm_control is imported")
+    off = ("off", "disable", "disabled", "false", "0")  # dm_control._render.constants.NO_RENDERER
+    if os.environ["MUJOCO_GL"].lower() in off:
+        raise ValueError(f"cannot render: MUJOCO_GL={os.environ['MUJOCO_GL']}; set MUJOCO_GL=egl (or osmesa)")
+    if env_id.startswith("dmc:") and getattr(sys.modules.get("dm_control._render"), "BACKEND", None) in off:
+        raise ValueError(f"cannot render {env_id}: dm_control was imported in this process with rendering off "
+                         "(simpo.envs does that when MUJOCO_GL is unset); set MUJOCO_GL=egl (or osmesa) before simpo "
+                         "or dm_control is imported, or render from a new process (simpo eval --video)")
 
 
 def check_video_path(path: Path, overwrite: bool = False) -> Path:
@@ -52,6 +60,8 @@ def check_video_path(path: Path, overwrite: bool = False) -> Path:
 class VideoRecorder:
     """Writes the frames it is called with to `path`, in real time at the env's `fps`: streamed into a hidden file
     beside `path`, renamed to `path` by `close()` (`abort()` removes it), so a failed episode leaves no partial video.
+    Used as a context manager, it aborts on any exception and turns SIGTERM into one (exit code 143), so a killed
+    `simpo eval --video` leaves none either.
     A GIF keeps every k-th frame, k = ceil(fps / MAX_GIF_FPS) (a 100 fps dm_control task: every 2nd, at 50 fps)."""
 
     def __init__(self, path: Path, fps: float, overwrite: bool = False):
@@ -59,7 +69,18 @@ class VideoRecorder:
         self.stride = math.ceil(fps / MAX_GIF_FPS) if self.path.suffix.lower() == ".gif" else 1
         self.fps = float(fps) / self.stride
         self._tmp = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
-        self._writer = None
+        self._writer = self._sigterm = None
+
+    def __enter__(self) -> VideoRecorder:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
+            self._sigterm = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        return self
+
+    def __exit__(self, kind, err, tb) -> None:
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, self._sigterm)
+        if kind is not None:
+            self.abort()
 
     def __call__(self, env) -> None:
         """Render `env` and append its frame (every `stride`-th call)."""
@@ -91,11 +112,25 @@ class VideoRecorder:
     def close(self) -> Path:
         if self._writer is None:
             raise ValueError("no frame was recorded")
-        self._writer.close()
-        os.replace(self._tmp, self.path)
+        writer, self._writer = self._writer, None
+        try:
+            writer.close()
+            os.replace(self._tmp, self.path)
+        except BaseException:  # ffmpeg failed, the disk is full, ...: no hidden partial file left behind
+            self._tmp.unlink(missing_ok=True)
+            raise
         return self.path
 
     def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        self._tmp.unlink(missing_ok=True)
+        """Remove the partial video (a video already closed to `path` stays)."""
+        writer, self._writer = self._writer, None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+
+def _exit_on_sigterm(signum, frame):
+    print("terminated (SIGTERM)", file=sys.stderr)
+    raise SystemExit(128 + signum)

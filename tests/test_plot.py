@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from simpo.logger import RunLogger, write_config
-from simpo.plot import _group_curve, default_label, expand_run_dirs, load_run, plot_learning_curves
+from simpo.plot import _group_curve, band_label, default_label, expand_run_dirs, load_run, plot_learning_curves
 
 
 def fake_run(run_dir: Path, offset: float, steps=range(0, 50_001, 5000), config=None) -> Path:
@@ -55,6 +55,11 @@ def test_group_statistics():
     assert grid.tolist() == [0, 5, 10, 20]
     np.testing.assert_allclose(mean, [0, 5, 10, 20])
     assert lo[-1] == hi[-1] == 20 and count.tolist() == [2, 2, 2, 1]  # one run left: no band
+    # the legend names the bands that are drawn, and only those
+    assert band_label(count) == "min–max (2), no band (1)"
+    assert [band_label(np.array(c)) for c in ([1, 1], [2, 2], [3, 5])] == ["no band", "min–max", "95% bootstrap CI"]
+    assert band_label(np.array([3, 3, 1])) == "95% bootstrap CI (≥3 runs), no band (1)"
+    assert band_label(np.array([4, 2, 1])) == "95% bootstrap CI (≥3 runs), min–max (2), no band (1)"
 
 
 def test_resumed_run_keeps_last_row(tmp_path):

@@ -101,3 +101,97 @@ def test_an_env_that_cannot_render_is_one_clear_error():
 
     with pytest.raises(ValueError, match="env simpo:contextual-bandit cannot render frames"):
         make_env("simpo:contextual-bandit", 0, render_size=(24, 32))
+
+
+class _FakeEnv:
+    """Frames without OpenGL: what VideoRecorder needs of an env."""
+
+    spec = None
+
+    def __init__(self):
+        self.t = 0
+
+    def render(self):
+        import numpy as np
+
+        self.t += 1
+        return np.full((16, 16, 3), self.t % 255, np.uint8)
+
+
+def test_a_failing_close_leaves_no_hidden_partial_file(tmp_path):
+    from simpo.video import VideoRecorder
+
+    recorder = VideoRecorder(tmp_path / "v.gif", fps=30)
+    for _ in range(3):
+        recorder(_FakeEnv())
+
+    writer = recorder._writer
+
+    def full_disk():  # the GIF writer writes the file on close: half of it, then the disk is full
+        writer.close = lambda: None  # once: the writer's __del__ closes it again
+        recorder._tmp.write_bytes(b"GIF89a")
+        raise OSError(28, "No space left on device")
+
+    recorder._writer.close = full_disk
+    with pytest.raises(OSError, match="No space left"):
+        recorder.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_while_recording_removes_the_partial_video(tmp_path):
+    """SIGTERM inside the recorder's `with` (as in `simpo eval --video`): exit 143, no file at all; a clean exit
+    restores the previous SIGTERM handler and keeps the video. MP4: ffmpeg streams the hidden file as it records."""
+    if importlib.util.find_spec("imageio_ffmpeg") is None:
+        pytest.skip("imageio-ffmpeg is not installed (the [video] extra)")
+    script = f"""
+import os, signal, sys, time
+sys.path.insert(0, {str(Path(__file__).parent.parent)!r})
+from tests.test_video import _FakeEnv
+from simpo.video import VideoRecorder
+with VideoRecorder({str(tmp_path / 'kept.mp4')!r}, fps=30) as r:
+    r(_FakeEnv()); r.close()
+assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+with VideoRecorder({str(tmp_path / 'killed.mp4')!r}, fps=30) as r:
+    env, start = _FakeEnv(), time.time()
+    while not r._tmp.exists() and time.time() < start + 60:  # ffmpeg creates it once it has started
+        r(env)
+    assert r._tmp.exists()
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(10**8):
+        pass
+print("not terminated")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 143 and "terminated (SIGTERM)" in done.stderr and "Traceback" not in done.stderr, done
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.mp4"]
+
+
+def test_rendering_is_refused_in_a_process_whose_dm_control_cannot_render():
+    """simpo.envs imports dm_control with rendering off when MUJOCO_GL is unset; a later video of a dmc task in the
+    same process is one clear error up front (a gymnasium MuJoCo env still renders: it reads MUJOCO_GL per renderer)."""
+    script = """
+import os
+os.environ.pop("MUJOCO_GL", None)
+from simpo.envs import make_env
+from simpo.video import prepare_rendering
+make_env("dmc:cartpole-balance", 0)
+prepare_rendering("InvertedPendulum-v5")
+assert os.environ["MUJOCO_GL"] == "egl"
+try:
+    prepare_rendering("dmc:cartpole-balance")
+except ValueError as err:
+    print(err)
+os.environ["MUJOCO_GL"] = "disable"
+try:
+    prepare_rendering("InvertedPendulum-v5")
+except ValueError as err:
+    print(err)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).parent.parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "cannot render dmc:cartpole-balance: dm_control was imported in this process with rendering off (simpo.envs "
+        "does that when MUJOCO_GL is unset); set MUJOCO_GL=egl (or osmesa) before simpo or dm_control is imported, "
+        "or render from a new process (simpo eval --video)",
+        "cannot render: MUJOCO_GL=disable; set MUJOCO_GL=egl (or osmesa)"]

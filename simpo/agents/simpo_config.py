@@ -15,6 +15,8 @@ from simpo.weighting import (BEST_ADVANTAGE, SCHEMES, check_candidates, is_impor
                              validate_scheme)
 
 WEIGHTINGS = (*SCHEMES, *AUTO_MENUS, BEST_ADVANTAGE)
+SCHEME_FIELDS = {"power": ("power_p", "p"), "signed_linear": ("floor", "floor"), "wd1": ("negative_mass", "negative_mass")}
+"""The schemes that take a parameter: scheme -> (its SiMPOConfig field, its keyword in simpo.weighting)."""
 
 
 @dataclass(frozen=True)
@@ -112,5 +114,6 @@ class SiMPOConfig:
 
     @property
     def weighting_params(self) -> dict[str, float]:
-        return {"power": {"p": self.power_p}, "signed_linear": {"floor": self.floor},
-                "wd1": {"negative_mass": self.negative_mass}}.get(self.weighting, {})
+        """The keyword parameters of `weighting` (SCHEME_FIELDS), for simpo.weighting.compute_weights."""
+        field, param = SCHEME_FIELDS.get(self.weighting, (None, None))
+        return {param: getattr(self, field)} if field else {}
