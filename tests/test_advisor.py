@@ -111,7 +111,9 @@ def test_the_probe_sees_the_top_that_the_initial_policy_cannot():
         landscape_stats(np.zeros((3, 1)))
 
 
-def test_cli_advise_end_to_end_and_bad_env(tmp_path):
+def test_cli_advise_end_to_end_and_bad_env(tmp_path, capsys, monkeypatch):
+    from simpo.cli import main
+
     out = _simpo("advise", "--env", "Pendulum-v1", "--warmup-steps", "40", "--train-steps", "10",
                  "--candidates", "4", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
@@ -120,12 +122,13 @@ def test_cli_advise_end_to_end_and_bad_env(tmp_path):
     out = _simpo("advise", "--landscape", "sharp", "--probe-epochs", "3", "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["scheme"] in AUTO_MENUS[ADVICE_MENU] and json.loads(out.stdout)["online"] == "auto_exp"
+    monkeypatch.chdir(tmp_path)
     for bad in (["--env", "NoSuchEnv-v0"], ["--env", "Pendulum-v1", "--reward-transform", "wobbly"],
                 ["--landscape", "nope"], ["--landscape", "sharp", "--probe-epochs", "-1"]):
-        out = _simpo("advise", *bad, cwd=tmp_path)
-        assert out.returncode == 2, (bad, out.stderr)
-        lines = out.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("simpo advise: error:"), out.stderr
+        code, err = main(["advise", *bad]), capsys.readouterr().err  # in-process: the same main() as the CLI's
+        assert code == 2, (bad, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("simpo advise: error:"), err
     assert not list(tmp_path.iterdir())  # nothing written: the warm-up run went to a temporary directory
 
 
