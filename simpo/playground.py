@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from simpo.envs import quiet_mujoco_warnings
+from simpo.dmc import quiet_mujoco_warnings
 from simpo.transforms import get_reward_transform
 
 PREFIX = "playground:"
