@@ -16,9 +16,10 @@ import shutil
 import sys
 import tempfile
 
-# by the files' summed test durations in a full run (2026-12-02, the 2-core Xeon, with the cache below), longest first
-SLOWEST_FIRST = ("test_train.py", "test_ondevice.py", "test_sweep.py", "test_actor_interval.py", "test_bandit.py",
-                 "test_seeds.py", "test_study.py", "test_resume.py", "test_matching.py", "test_advisor.py")
+# by the files' summed test durations in a full run (2026-12-04, the 2-core Xeon, with the cache below), longest first
+SLOWEST_FIRST = ("test_train.py", "test_sweep.py", "test_bad_input.py", "test_actor_interval.py", "test_bandit.py",
+                 "test_seeds.py", "test_study.py", "test_resume.py", "test_ondevice.py", "test_matching.py",
+                 "test_qvpo.py", "test_advisor.py", "test_video.py", "test_weighting.py")
 
 
 def pytest_configure(config):
