@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from simpo.agents.simpo_config import SCHEME_FIELDS
 
-SCHEME_OPTIONS = {f"--agent.{field.replace('_', '-')}": scheme for scheme, (field, _) in SCHEME_FIELDS.items()}
+SCHEME_OPTIONS = {f"--agent.{field.replace('_', '-')}": scheme for scheme, field in SCHEME_FIELDS.items()}
 TARGET_OPTIONS = {"--agent.temperature.kl-target": "kl", "--agent.temperature.ess-target": "ess"}
 
 

@@ -48,6 +48,9 @@ _PARAMS: dict[str, dict[str, float]] = {
     "signed_linear": {"floor": -math.inf},
     "wd1": {"negative_mass": 1.0},
 }
+SCHEME_PARAMETER: dict[str, str] = {scheme: name for scheme, params in _PARAMS.items() for name in params}
+"""The schemes that take a parameter -> its keyword in `compute_weights` (power: p, signed_linear: floor, wd1:
+negative_mass)."""
 MAX_CANDIDATES = 2**16
 """The most candidates per state (N, M, k) any entry point accepts: an update draws B x N policy samples
 (16.8M at B = 256, N = 2**16); far larger N overflowed array sizes or aborted inside XLA."""

@@ -388,20 +388,3 @@ def test_full_disk_while_checkpointing(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("simpo train: error: saving step 2"), err
     assert "No space left on device" in err and "Traceback" not in err
-
-
-def test_scheme_flags_match_the_schemes():
-    """Every scheme that takes a parameter has exactly one --agent.* flag, and the flag lands in that parameter:
-    the ignored-flag check (simpo.flags) and the config (weighting_params) share SCHEME_FIELDS."""
-    from simpo.agents.simpo_config import SCHEME_FIELDS
-    from simpo.cli import parse_config
-    from simpo.train import TrainConfig
-    from simpo.flags import SCHEME_OPTIONS
-    from simpo.weighting import _PARAMS
-
-    assert {s for s, params in _PARAMS.items() if params} == set(SCHEME_FIELDS) == set(SCHEME_OPTIONS.values())
-    for flag, scheme in SCHEME_OPTIONS.items():
-        (param,) = _PARAMS[scheme]
-        agent = parse_config(TrainConfig, ["--weighting", scheme, flag, "-0.25" if scheme == "signed_linear" else "0.75",
-                                           "--agent.temperature.target", "ess"], "simpo train").agent
-        assert agent.weighting_params == {param: -0.25 if scheme == "signed_linear" else 0.75}

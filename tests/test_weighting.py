@@ -259,3 +259,20 @@ def test_load_weighting_by_import_path_and_its_errors(tmp_path, monkeypatch):
                           ("no_such_module_here:g", "cannot import no_such_module_here (ModuleNotFoundError")]:
         with pytest.raises(ValueError, match=re.escape(f"weighting {path!r}: ") + ".*" + re.escape(message)):
             load_weighting(path)
+
+
+def test_scheme_flags_match_the_schemes():
+    """Every scheme that takes a parameter has exactly one --agent.* flag, and the flag lands in that parameter:
+    the ignored-flag check (simpo.flags) and the config (weighting_params) share SCHEME_FIELDS."""
+    from simpo.agents.simpo_config import SCHEME_FIELDS
+    from simpo.cli import parse_config
+    from simpo.flags import SCHEME_OPTIONS
+    from simpo.train import TrainConfig
+    from simpo.weighting import _PARAMS
+
+    assert {s for s, params in _PARAMS.items() if params} == set(SCHEME_FIELDS) == set(SCHEME_OPTIONS.values())
+    for flag, scheme in SCHEME_OPTIONS.items():
+        (param,) = _PARAMS[scheme]
+        agent = parse_config(TrainConfig, ["--weighting", scheme, flag, "-0.25" if scheme == "signed_linear" else "0.75",
+                                           "--agent.temperature.target", "ess"], "simpo train").agent
+        assert agent.weighting_params == {param: -0.25 if scheme == "signed_linear" else 0.75}

@@ -11,12 +11,12 @@ import tyro
 from simpo.advisor import AUTO_MENUS
 from simpo.policies import PolicyConfig, positive_int_tuple
 from simpo.temperature import TemperatureConfig, check_kl_cap, check_reachable
-from simpo.weighting import (BEST_ADVANTAGE, SCHEMES, check_candidates, is_import_path, load_weighting,
-                             validate_scheme)
+from simpo.weighting import (BEST_ADVANTAGE, SCHEME_PARAMETER, SCHEMES, check_candidates, is_import_path,
+                             load_weighting, validate_scheme)
 
 WEIGHTINGS = (*SCHEMES, *AUTO_MENUS, BEST_ADVANTAGE)
-SCHEME_FIELDS = {"power": ("power_p", "p"), "signed_linear": ("floor", "floor"), "wd1": ("negative_mass", "negative_mass")}
-"""The schemes that take a parameter: scheme -> (its SiMPOConfig field, its keyword in simpo.weighting)."""
+SCHEME_FIELDS = {"power": "power_p", "signed_linear": "floor", "wd1": "negative_mass"}
+"""The schemes that take a parameter -> the SiMPOConfig field that holds it (simpo.weighting.SCHEME_PARAMETER)."""
 
 
 @dataclass(frozen=True)
@@ -115,5 +115,5 @@ class SiMPOConfig:
     @property
     def weighting_params(self) -> dict[str, float]:
         """The keyword parameters of `weighting` (SCHEME_FIELDS), for simpo.weighting.compute_weights."""
-        field, param = SCHEME_FIELDS.get(self.weighting, (None, None))
-        return {param: getattr(self, field)} if field else {}
+        field = SCHEME_FIELDS.get(self.weighting)
+        return {SCHEME_PARAMETER[self.weighting]: getattr(self, field)} if field else {}

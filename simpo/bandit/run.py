@@ -48,7 +48,7 @@ from simpo.bandit.landscapes import estimate_max_reward
 from simpo.bandit.program import _compiled, _compiled_pretrain, _Pretrain, _Static
 from simpo.policies import Policy, PolicyConfig, make_policy
 from simpo.temperature import TemperatureConfig, check_reachable
-from simpo.weighting import SCHEMES, check_candidates, compute_weights
+from simpo.weighting import SCHEME_PARAMETER, SCHEMES, check_candidates, compute_weights
 
 __all__ = ["BanditResult", "DEFAULTS", "SCHEME_PARAMS", "execute", "merge_plans", "prepare", "run"]
 
@@ -79,7 +79,7 @@ DEFAULTS: dict[str, Any] = {
     "snapshots": 20,  # params kept after this many evenly spaced epochs (e.g. 10, 20, …, 200)
 }
 #: Scheme parameters, passed on to :func:`simpo.weighting.compute_weights`.
-SCHEME_PARAMS: dict[str, str] = {"p": "power", "floor": "signed_linear", "negative_mass": "wd1"}
+SCHEME_PARAMS: dict[str, str] = {name: scheme for scheme, name in SCHEME_PARAMETER.items()}
 
 
 @dataclass(frozen=True)
