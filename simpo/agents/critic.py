@@ -55,10 +55,9 @@ class DoubleCritic(nn.Module):
         # The input is broadcast along the ensemble axis (a cheap copy: its last dim is small) instead of
         # `in_axes=None`, so every layer is a batched dot whose output is already ensemble-major; with in_axes=None
         # XLA transposes the first layer's (rows, num_qs, 256) output in the activation's fusion. Same forward
-        # values bit for bit, gradients to float rounding (3e-7 relative). Scratch A/B, one process, 2-core Xeon,
-        # 2026-12-04: the critic alone on 256 x 64 candidates 37 ms instead of 51; the fused updates: SAC 0.96-0.97x
-        # in 4 of 4 rounds, SiMPO `fast` and `paper` no change (0.97-1.01x, 0.99-1.06x: XLA ran the copy beside
-        # other work).
+        # values bit for bit, gradients to float rounding (3e-7 relative). The fused updates, old layout against this
+        # one (benchmarks/critic_layout.py, docs/benchmarks/critic_layout.md): SAC faster (median 0.88x, noisy),
+        # SiMPO `fast` and `paper` unchanged (XLA ran the copy beside other work).
         x = jnp.broadcast_to(x, (self.num_qs, *x.shape))
         ensemble = nn.vmap(
             MLP,
