@@ -62,7 +62,7 @@ def stages(s: dict) -> dict[str, tuple]:
         return agent.critic.apply(state.critic.params, batch.obs[:, None, :], actions).mean(axis=0)
 
     def matching(state, actions, weights):
-        grads = jax.grad(lambda p: agent.actor_loss(p, k_actor, batch.obs, actions, weights)[0])(state.actor_params)
+        grads = agent.actor_value_and_grad(state.actor_params, k_actor, batch.obs, actions, weights)[1]
         updates, opt = agent.actor_tx.update(grads, state.actor_opt_state, state.actor_params)
         return optax.apply_updates(state.actor_params, updates), opt
 

@@ -113,15 +113,22 @@ class Policy:
     def loss(
         self,
         params: Any,
-        key: jax.Array,
+        key: jax.Array | None,
         actions: jax.Array,
         weights: jax.Array,
         cond: jax.Array | None = None,
+        draws: tuple[jax.Array, jax.Array] | None = None,
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         """Reweighted matching loss (SPEC §3) of candidates ``actions`` ``(..., N, d)`` with ``weights``
-        ``(..., N)``; ``cond`` ``(..., N, c)`` or broadcastable (e.g. ``(..., 1, c)``)."""
+        ``(..., N)``; ``cond`` ``(..., N, c)`` or broadcastable (e.g. ``(..., 1, c)``). Its random numbers are
+        ``draws`` if given (:meth:`draws`; ``key`` is then unused), else drawn from ``key``."""
         fn = matching.flow_matching_loss if self.config.kind == "flow" else matching.diffusion_loss
-        return fn(self.predict, params, key, actions, weights, cond, self.config.error_bound)
+        return fn(self.predict, params, key, actions, weights, cond, self.config.error_bound, draws=draws)
+
+    def draws(self, key: jax.Array, shape: tuple[int, ...]) -> tuple[jax.Array, jax.Array]:
+        """The random numbers ``(t, noise)`` that :meth:`loss` draws from ``key`` for candidates of ``shape``."""
+        t_range = matching.FLOW_T_RANGE if self.config.kind == "flow" else matching.DIFFUSION_T_RANGE
+        return matching.matching_draws(key, tuple(shape), t_range)
 
 
 def make_policy(config: PolicyConfig, action_dim: int) -> Policy:

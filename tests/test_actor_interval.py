@@ -32,7 +32,8 @@ def agent_with(k: int, weighting: str = "exp", **kw) -> SiMPO:
 
 
 def reference_update(agent: SiMPO, state, batch, key):
-    """The update as it was before `actor_interval` existed (every step does everything)."""
+    """The update as it was before `actor_interval` existed (every step does everything), and before Stage 2 drew
+    its random numbers outside the loss (to slice the batch: `matching_slice_rows`)."""
     c = agent.config
     k_next, k_cand, k_actor = jax.random.split(key, 3)
     next_action = agent.policy.sample(state.actor_params, k_next, batch.next_obs.shape[:-1], batch.next_obs)
@@ -41,8 +42,9 @@ def reference_update(agent: SiMPO, state, batch, key):
     critic, critic_metrics = critic_step(agent.critic, agent.critic_tx, state.critic, batch.obs, batch.action, target)
     actions, q = agent.candidates(state, k_cand, batch.obs)
     weights, auto_skew, auto_metrics, _ = agent.weights(state, q)
-    (loss, match), grads = jax.value_and_grad(agent.actor_loss, has_aux=True)(
-        state.actor_params, k_actor, batch.obs, actions, weights)
+    k_match = jax.random.split(k_actor, 3)[0]  # the matching loss draws its own t and noise from the key
+    (loss, match), grads = jax.value_and_grad(agent.policy.loss, has_aux=True)(
+        state.actor_params, k_match, actions, weights, batch.obs[:, None, :])
     updates, opt_state = agent.actor_tx.update(grads, state.actor_opt_state, state.actor_params)
     actor = optax.apply_updates(state.actor_params, updates)
     temperature, temp_metrics = update_temperature(c.temperature, state.temperature, weights)

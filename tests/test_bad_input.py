@@ -135,6 +135,8 @@ CASES = [
     Case("kl-target-unreachable", train_args("--agent.num-candidates", "4"),
          "temperature kl_target 2 is unreachable with 4 candidates: KL(weights || uniform) <= log N = 1.386"),
     Case("K-below-1", train_args("--agent.policy.steps", "0"), "steps must be an int >= 1, got 0"),
+    Case("slice-rows-negative", train_args("--agent.matching-slice-rows", "-1"),
+         "matching_slice_rows must be an int >= 0 (0: no slicing), got -1"),
     Case("batch-over-buffer", train_args("--batch-size", "512", "--buffer-size", "100"),
          "batch_size (512) must be <= buffer_size (100)"),
     Case("episode-limit-0", train_args("--max-episode-steps", "0"), "max_episode_steps must be >= 1 (or unset"),

@@ -13,11 +13,16 @@ import pytest
 
 from simpo import CPU_VECTOR_FLAG
 from simpo.matching import (
+    DIFFUSION_T_RANGE,
+    FLOW_T_RANGE,
     cosine_schedule,
     ddpm_sample,
     diffusion_loss,
     euler_sample,
     flow_matching_loss,
+    matching_draws,
+    slice_count,
+    value_and_grad_in_slices,
 )
 from simpo.networks import VectorField
 from simpo.policies import Policy, PolicyConfig, make_policy
@@ -45,6 +50,38 @@ def batch(seed=0, signed=True):
 def constant_predict(p, x, t, c):
     """A 'network' whose output is its params, to probe the loss with arbitrary predictions."""
     return jnp.broadcast_to(p, x.shape)
+
+
+# ---------------------------------------------------------------- slices of a batch
+@pytest.mark.parametrize("kind", LOSSES)
+def test_loss_and_gradient_in_slices_are_the_whole_batchs_up_to_rounding(kind):
+    predict, params = tiny_net(C)
+    actions, w = batch()
+    cond = jax.random.normal(jax.random.PRNGKey(3), (B, 1, C))
+    key = jax.random.PRNGKey(1)
+    draws = matching_draws(key, actions.shape, FLOW_T_RANGE if kind == "flow" else DIFFUSION_T_RANGE)
+    # the draws are the ones the loss makes from the key itself
+    assert LOSSES[kind](predict, params, key, actions, w, cond)[0] == LOSSES[kind](predict, params, None, actions, w, cond, draws=draws)[0]
+
+    def fn(p, part):
+        a, w, cond, draws = part
+        return LOSSES[kind](predict, p, None, a, w, cond, draws=draws)
+
+    whole = jax.value_and_grad(fn, has_aux=True)(params, (actions, w, cond, draws))
+    in_slices = jax.jit(value_and_grad_in_slices, static_argnums=(0, 2))
+    for slices in (1, 2, 4):
+        got = in_slices(fn, params, slices, (actions, w, cond, draws))
+        assert jax.tree.structure(got) == jax.tree.structure(whole)
+        for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(whole)):  # to rounding, relative to each leaf's scale
+            assert float(jnp.max(jnp.abs(x - y))) <= 1e-5 * float(jnp.max(jnp.abs(y))), (slices, x, y)
+    with pytest.raises(ValueError, match="3 slices do not divide a batch of 4 states"):
+        value_and_grad_in_slices(fn, params, 3, (actions, w, cond, draws))
+
+
+@pytest.mark.parametrize("batch_size, rows_per_state, max_rows, expected", [
+    (256, 64, 2048, 8), (256, 8, 2048, 1), (100, 64, 2048, 4), (256, 64, 0, 1), (7, 64, 10, 7), (6, 4, 8, 3)])
+def test_slice_count_is_the_fewest_equal_slices_under_the_row_limit(batch_size, rows_per_state, max_rows, expected):
+    assert slice_count(batch_size, rows_per_state, max_rows) == expected
 
 
 # ---------------------------------------------------------------- shapes / jit

@@ -47,9 +47,28 @@ def test_uniform_term_is_weighted_by_the_states_advantage():
     obs = jax.random.normal(k_obs, (8, 5))
     actions = jax.random.uniform(k_act, (8, 4, 2), minval=-1.0, maxval=1.0)
     w = best_advantage_weights(jax.random.normal(k_q, (8, 4)))
-    loss = lambda agent, w: float(agent.actor_loss(params, key, obs, actions, w)[0])  # noqa: E731
+    loss = lambda agent, w: float(agent.actor_value_and_grad(params, key, obs, actions, w)[0][0])  # noqa: E731
     assert loss(agent, 2.0 * w) == pytest.approx(2.0 * loss(agent, w), rel=1e-5)
     assert loss(agent, w) > loss(qvpo_agent(uniform_weight=0.0), w) > 0  # the term is there
+
+
+def test_stage2_over_slices_of_the_batch_is_the_whole_batchs_up_to_rounding():
+    """`matching_slice_rows` splits Stage 2 (here with QVPO's uniform term: 4 + 10 rows per state) into slices of the
+    batch; loss, metrics, gradient and the whole update stay those of the unsliced batch, up to float rounding."""
+    whole, sliced = qvpo_agent(matching_slice_rows=0), qvpo_agent(matching_slice_rows=28)  # 2 states per slice
+    key, batch = jax.random.PRNGKey(0), random_batch(jax.random.PRNGKey(1), batch=8)
+    state = whole.init(key)
+    actions = jax.random.uniform(jax.random.PRNGKey(2), (8, 4, 2), minval=-1.0, maxval=1.0)
+    w = best_advantage_weights(jax.random.normal(jax.random.PRNGKey(3), (8, 4)))
+    args = (state.actor_params, key, batch.obs, actions, w)
+    assert "scan" in str(jax.make_jaxpr(sliced.actor_value_and_grad)(*args))  # 4 slices, one after another
+    assert "scan" not in str(jax.make_jaxpr(whole.actor_value_and_grad)(*args))
+    pairs = [(whole.actor_value_and_grad(*args), sliced.actor_value_and_grad(*args)),
+             (whole.update(state, batch, key), sliced.update(state, batch, key))]
+    for a, b in pairs:
+        assert jax.tree.structure(a) == jax.tree.structure(b)
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):  # to rounding, relative to each leaf's scale
+            assert float(jnp.max(jnp.abs(x - y))) <= 1e-5 * float(jnp.max(jnp.abs(x))), (x, y)
 
 
 def test_td_target_takes_the_best_of_k_by_min_target_q():

@@ -5,7 +5,8 @@ One update, as one pure function (`SiMPO.update`):
      `target_candidates` by min_k Q̄_k as QVPO's port does; from an EMA actor if `target_policy_tau` > 0); MSE.
   2. Stage 1: N candidates a_i ~ π_old(·|s) + σ·ξ, clipped to the box; Q_i = mean_k Q_k(s, a_i);
      w = compute_weights(Q, weighting, λ)  — the (signed) target measure μ = Σ_i w_i δ_{a_i}.
-  3. Stage 2: the reweighted matching loss of the policy class (flow: CFM; diffusion: ε-MSE).
+  3. Stage 2: the reweighted matching loss of the policy class (flow: CFM; diffusion: ε-MSE), its gradient
+     taken over slices of the batch (`matching_slice_rows`).
   4. λ: one tuner step toward its KL / ESS target (or fixed).
   5. targets: Polyak on the critics (and the EMA actor); π_old ← π_θ every `old_policy_interval` updates.
 Steps 2–4 (the actor side) run on every `actor_interval`-th update only (a `lax.cond`, so skipped updates cost
@@ -27,6 +28,7 @@ from simpo.advisor import AUTO_EMA_DECAY, AUTO_MENUS, choose_scheme, landscape_s
 from simpo.agents.base import EVAL_MODES, Batch
 from simpo.agents.critic import CriticState, DoubleCritic, critic_step, init_critic_state, polyak, td_target
 from simpo.agents.simpo_config import SiMPOConfig
+from simpo.matching import slice_count, value_and_grad_in_slices
 from simpo.policies import make_policy
 from simpo.temperature import (
     TemperatureState,
@@ -150,17 +152,37 @@ class SiMPO:
         metrics = {"weighting/auto_choice": choice, "weighting/auto_skew": skew, "weighting/batch_skew": stats["skew"]}
         return menu[choice], skew, metrics, menu
 
-    def actor_loss(self, params, key, obs, actions, weights):
-        """Stage 2: reweighted matching on the candidates, plus QVPO's optional uniform-action term."""
+    def actor_draws(self, key: jax.Array, obs: jax.Array, actions: jax.Array) -> dict[str, Any]:
+        """Stage 2's random numbers, drawn before the batch is sliced (so slicing does not change them): the
+        matching loss's (t, noise) per candidate, and QVPO's uniform actions with theirs."""
         k_match, k_uniform, k_unif_loss = jax.random.split(key, 3)
-        loss, metrics = self.policy.loss(params, k_match, actions, weights, obs[:, None, :])
+        draws = {"match": self.policy.draws(k_match, actions.shape)}
         c = self.config
         if c.uniform_actions and c.uniform_weight:
             uniform = jax.random.uniform(k_uniform, (obs.shape[0], c.uniform_actions, self.action_dim), minval=-1.0, maxval=1.0)
-            total = jnp.broadcast_to(jnp.sum(weights, axis=-1, keepdims=True), uniform.shape[:-1])
-            uniform_loss, _ = self.policy.loss(params, k_unif_loss, uniform, total, obs[:, None, :])
-            loss = loss + c.uniform_weight * uniform_loss
+            draws |= {"uniform": uniform, "uniform_match": self.policy.draws(k_unif_loss, uniform.shape)}
+        return draws
+
+    def actor_loss(self, params, batch):
+        """Stage 2, a mean over the states of `batch` = (obs, actions, weights, draws): reweighted matching on the
+        candidates, plus QVPO's optional uniform-action term."""
+        obs, actions, weights, draws = batch
+        cond = obs[:, None, :]
+        loss, metrics = self.policy.loss(params, None, actions, weights, cond, draws["match"])
+        if "uniform" in draws:
+            total = jnp.broadcast_to(jnp.sum(weights, axis=-1, keepdims=True), draws["uniform"].shape[:-1])
+            uniform_loss, _ = self.policy.loss(params, None, draws["uniform"], total, cond, draws["uniform_match"])
+            loss = loss + self.config.uniform_weight * uniform_loss
         return loss, metrics
+
+    def actor_value_and_grad(self, params, key, obs, actions, weights):
+        """((Stage-2 loss, metrics), grads), over slices of the batch of at most `matching_slice_rows` candidate
+        rows (simpo.matching.value_and_grad_in_slices: the same values up to float rounding)."""
+        batch = (obs, actions, weights, self.actor_draws(key, obs, actions))
+        c = self.config
+        rows = c.num_candidates + (c.uniform_actions if "uniform" in batch[3] else 0)
+        slices = slice_count(obs.shape[0], rows, c.matching_slice_rows)
+        return value_and_grad_in_slices(self.actor_loss, params, slices, batch)
 
     def actor_step(self, state: SiMPOState, obs: jax.Array, k_cand: jax.Array, k_actor: jax.Array):
         """Steps 2–4 on the pre-update critics: (actor params, actor optimiser state, λ state, auto skew, auto steep
@@ -170,9 +192,7 @@ class SiMPO:
         weights, auto_skew, auto_metrics, menu = self.weights(state, q)
 
         # 3. Stage 2: reweighted matching
-        (actor_loss, match_metrics), grads = jax.value_and_grad(self.actor_loss, has_aux=True)(
-            state.actor_params, k_actor, obs, actions, weights
-        )
+        (actor_loss, match_metrics), grads = self.actor_value_and_grad(state.actor_params, k_actor, obs, actions, weights)
         updates, actor_opt_state = self.actor_tx.update(grads, state.actor_opt_state, state.actor_params)
         actor_params = optax.apply_updates(state.actor_params, updates)
 
