@@ -33,8 +33,8 @@ Predict = Callable[[Any, jax.Array, jax.Array, "jax.Array | None"], jax.Array]
 FLOW_T_RANGE = (0.0, 1.0)
 #: The authors' continuous-time range for the cosine schedule, ``t ∈ [1e-3, 0.9946]``.
 DIFFUSION_T_RANGE = (1e-3, 0.9946)
-#: ``unroll`` of the samplers' ``lax.scan``. 1 compiles fastest and runs as fast on a CPU; XLA's cost
-#: analysis counts a loop body once, so ``benchmarks/speed.py`` sets ``True`` to count every step.
+#: ``unroll`` of the samplers' and of the slices' ``lax.scan``. 1 compiles fastest and runs as fast on a CPU; XLA's
+#: cost analysis counts a loop body once, so ``benchmarks/speed.py`` sets ``True`` to count every step.
 UNROLL: int | bool = 1
 
 
@@ -180,7 +180,8 @@ def value_and_grad_in_slices(fn: Callable, params: Any, slices: int, batch: Any)
         return jax.tree.map(jnp.add, total, grad_fn(params, part)), None
 
     shapes = jax.eval_shape(grad_fn, params, jax.tree.map(lambda x: x[0], sliced))
-    total, _ = jax.lax.scan(add_slice, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes), sliced)
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+    total, _ = jax.lax.scan(add_slice, zeros, sliced, unroll=UNROLL)  # UNROLL: as the samplers' (FLOP counts)
     return jax.tree.map(lambda x: x / slices, total)
 
 
