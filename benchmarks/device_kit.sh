@@ -10,8 +10,8 @@
 # (about 42 MB of the 64 MiB a call may carry). Left out: warp-lang (149 MB; `--impl jax` needs no warp) and
 # dm_control (56 MB; only `dmc:` envs import it). simpo is not installed there (it pins Python 3.11): the repo
 # root goes on PYTHONPATH. `run` writes under $OUT: nvidia-smi.txt, versions.txt, speed_gpu.md (speed.py),
-# ondevice_gpu.md (ondevice.py per config) and log.txt; each step has its own time limit, so a slow step
-# costs its own result only (the limits add up to 8 min, under the 10 of a call). Nothing here has run on a GPU
+# ondevice_gpu.md (ondevice.py per config), slices_gpu.md (slices.py) and log.txt; each step has its own time
+# limit, so a slow step costs its own result only (the limits add up to 9 min, under the 10 of a call). Nothing here has run on a GPU
 # yet (no device was lent to the sessions so far). Checked on the 2-core CPU instead, 2026-12-01: `run` in a venv
 # holding only the image's packages (with cp311 wheels of the same pins) installed the wheels, speed.py ran to
 # its report, and ondevice.py got through its imports and into compiling (then its CPU time limit).
@@ -61,6 +61,8 @@ run)
     --repeats 2 --out "$OUT/ondevice_gpu.md"
   step 150 python3 benchmarks/ondevice.py --impl jax --configs "simpo paper" --num-envs 16 --iterations 4 \
     --repeats 2 --out "$OUT/ondevice_gpu_paper.md"
+  # Stage 2 in slices (matching_slice_rows, chosen on a CPU) against the whole batch, on the GPU
+  step 60 python3 benchmarks/slices.py --rounds 2 --out "$OUT/slices_gpu.md"
   exit "$failed"
   ;;
 *)

@@ -165,8 +165,8 @@ def value_and_grad_in_slices(fn: Callable, params: Any, slices: int, batch: Any)
 
     The value, aux and gradient are the same up to float rounding (the sum is taken in another order); what
     changes is the memory traffic: a slice's activations can stay in the CPU's cache between the passes over them.
-    On a 2-core Xeon the `paper` preset's Stage 2 (16,384 candidate rows) took 175 ms at once and 110 ms in
-    8 slices (2026-12-04, scratch A/B in one process). ``slices`` must divide the batch.
+    On a 2-core Xeon the `paper` preset's Stage 2 (16,384 candidate rows) takes 0.60× the time in 8 slices
+    (docs/benchmarks/slices.md). ``slices`` must divide the batch.
     """
     grad_fn = jax.value_and_grad(fn, has_aux=True)
     if slices == 1:

@@ -54,8 +54,10 @@ class SiMPOConfig:
     matching_slice_rows: int = 2048
     """Stage 2's loss and gradient are computed over equal slices of the batch of at most this many candidate
     rows (batch × N), one slice after another; their mean is the same loss and gradient up to float rounding.
-    On a CPU a slice's activations stay in cache: the `paper` Stage 2 (256 × 64 rows) took 110 ms in 8 slices
-    against 175 ms at once (2-core Xeon, docs/benchmarks/slices.md). 0: the whole batch at once."""
+    On a CPU a slice's activations stay in cache: `paper`'s Stage 2 (256 × 64 rows, 8 slices) takes 0.60× the
+    time, its whole update 0.90×; `fast` (256 × 8 rows) stays in one slice, 2 would be slower (2-core Xeon,
+    docs/benchmarks/slices.md). Chosen on a CPU; on a GPU, 0 may be faster (not measured yet). 0: the whole
+    batch at once."""
     uniform_actions: int = 0
     """QVPO's entropy term: this many actions per state drawn from U[-1, 1]^d ..."""
     uniform_weight: float = 0.0
