@@ -155,7 +155,7 @@ def slice_count(batch: int, rows_per_state: int, max_rows: int) -> int:
     or ``batch`` (one state per slice). ``max_rows`` 0: 1 (the whole batch at once)."""
     if max_rows <= 0:
         return 1
-    return next(n for n in range(1, batch + 1) if batch % n == 0 and (batch // n) * rows_per_state <= max_rows or n == batch)
+    return next(n for n in range(1, batch + 1) if (batch % n == 0 and batch // n * rows_per_state <= max_rows) or n == batch)
 
 
 def value_and_grad_in_slices(fn: Callable, params: Any, slices: int, batch: Any) -> tuple[tuple[jax.Array, Any], Any]:

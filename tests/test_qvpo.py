@@ -69,6 +69,14 @@ def test_stage2_over_slices_of_the_batch_is_the_whole_batchs_up_to_rounding():
         assert jax.tree.structure(a) == jax.tree.structure(b)
         for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):  # to rounding, relative to each leaf's scale
             assert float(jnp.max(jnp.abs(x - y))) <= 1e-5 * float(jnp.max(jnp.abs(x))), (x, y)
+    # and under the seed axis (`--seeds`, vmap): each seed's sliced update is its own
+    keys = jax.random.split(key, 2)
+    states = jax.vmap(sliced.init)(keys)
+    stacked = jax.vmap(sliced.update, in_axes=(0, None, 0))(states, batch, keys)
+    for i in range(2):
+        one = sliced.update(jax.tree.map(lambda x: x[i], states), batch, keys[i])
+        for x, y in zip(jax.tree.leaves(one), jax.tree.leaves(jax.tree.map(lambda x: x[i], stacked))):
+            assert float(jnp.max(jnp.abs(x - y))) <= 1e-5 * float(jnp.max(jnp.abs(x))), (x, y)
 
 
 def test_td_target_takes_the_best_of_k_by_min_target_q():
