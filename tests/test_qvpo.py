@@ -63,20 +63,20 @@ def test_stage2_over_slices_of_the_batch_is_the_whole_batchs_up_to_rounding():
     args = (state.actor_params, key, batch.obs, actions, w)
     assert "scan" in str(jax.make_jaxpr(sliced.actor_value_and_grad)(*args))  # 4 slices, one after another
     assert "scan" not in str(jax.make_jaxpr(whole.actor_value_and_grad)(*args))
-    pairs = [(whole.actor_value_and_grad(*args), sliced.actor_value_and_grad(*args)),
-             (whole.update(state, batch, key), sliced.update(state, batch, key))]
-    for a, b in pairs:
+    def same_to_rounding(a, b):  # leaf by leaf, relative to each leaf's scale
         assert jax.tree.structure(a) == jax.tree.structure(b)
-        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):  # to rounding, relative to each leaf's scale
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
             assert float(jnp.max(jnp.abs(x - y))) <= 1e-5 * float(jnp.max(jnp.abs(x))), (x, y)
+
+    same_to_rounding(whole.actor_value_and_grad(*args), sliced.actor_value_and_grad(*args))
+    same_to_rounding(whole.update(state, batch, key), sliced.update(state, batch, key))
     # and under the seed axis (`--seeds`, vmap): each seed's sliced update is its own
     keys = jax.random.split(key, 2)
     states = jax.vmap(sliced.init)(keys)
     stacked = jax.vmap(sliced.update, in_axes=(0, None, 0))(states, batch, keys)
     for i in range(2):
-        one = sliced.update(jax.tree.map(lambda x: x[i], states), batch, keys[i])
-        for x, y in zip(jax.tree.leaves(one), jax.tree.leaves(jax.tree.map(lambda x: x[i], stacked))):
-            assert float(jnp.max(jnp.abs(x - y))) <= 1e-5 * float(jnp.max(jnp.abs(x))), (x, y)
+        same_to_rounding(sliced.update(jax.tree.map(lambda x: x[i], states), batch, keys[i]),
+                         jax.tree.map(lambda x: x[i], stacked))
 
 
 def test_td_target_takes_the_best_of_k_by_min_target_q():
