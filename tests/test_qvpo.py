@@ -68,14 +68,15 @@ def test_stage2_over_slices_of_the_batch_is_the_whole_batchs_up_to_rounding():
         for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
             assert float(jnp.max(jnp.abs(x - y))) <= 1e-5 * float(jnp.max(jnp.abs(x))), (x, y)
 
-    same_to_rounding(whole.actor_value_and_grad(*args), sliced.actor_value_and_grad(*args))
-    same_to_rounding(whole.update(state, batch, key), sliced.update(state, batch, key))
+    same_to_rounding(jax.jit(whole.actor_value_and_grad)(*args), jax.jit(sliced.actor_value_and_grad)(*args))
+    update = jax.jit(sliced.update)
+    same_to_rounding(jax.jit(whole.update)(state, batch, key), update(state, batch, key))
     # and under the seed axis (`--seeds`, vmap): each seed's sliced update is its own
     keys = jax.random.split(key, 2)
     states = jax.vmap(sliced.init)(keys)
-    stacked = jax.vmap(sliced.update, in_axes=(0, None, 0))(states, batch, keys)
+    stacked = jax.jit(jax.vmap(sliced.update, in_axes=(0, None, 0)))(states, batch, keys)
     for i in range(2):
-        same_to_rounding(sliced.update(jax.tree.map(lambda x: x[i], states), batch, keys[i]),
+        same_to_rounding(update(jax.tree.map(lambda x: x[i], states), batch, keys[i]),
                          jax.tree.map(lambda x: x[i], stacked))
 
 
