@@ -178,11 +178,10 @@ class SiMPO:
     def actor_value_and_grad(self, params, key, obs, actions, weights):
         """((Stage-2 loss, metrics), grads), over slices of the batch of at most `matching_slice_rows` candidate
         rows (simpo.matching.value_and_grad_in_slices: the same values up to float rounding)."""
-        batch = (obs, actions, weights, self.actor_draws(key, obs, actions))
-        c = self.config
-        rows = c.num_candidates + (c.uniform_actions if "uniform" in batch[3] else 0)
+        c, draws = self.config, self.actor_draws(key, obs, actions)
+        rows = c.num_candidates + (c.uniform_actions if "uniform" in draws else 0)  # per state, QVPO's term included
         slices = slice_count(obs.shape[0], rows, c.matching_slice_rows)
-        return value_and_grad_in_slices(self.actor_loss, params, slices, batch)
+        return value_and_grad_in_slices(self.actor_loss, params, slices, (obs, actions, weights, draws))
 
     def actor_step(self, state: SiMPOState, obs: jax.Array, k_cand: jax.Array, k_actor: jax.Array):
         """Steps 2–4 on the pre-update critics: (actor params, actor optimiser state, λ state, auto skew, auto steep
