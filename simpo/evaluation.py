@@ -48,10 +48,14 @@ def evaluate(state: Any, envs: list, key: jax.Array, mode: str, act_fn, seed: in
 
 
 def eval_envs(config, count: int, render_size: tuple[int, int] | None = None) -> list:
-    """`count` evaluation envs, seeded apart from the training env; the first renders frames of `render_size`."""
-    return [make_env(config.env, 10_000 + config.seed * 100 + i, config.reward_transform,
+    """`count` evaluation envs, seeded apart from the training env; the first renders frames of `render_size`.
+    Seeds wrap at 2**32 (dm_control's RandomState takes no more)."""
+    return [make_env(config.env, (10_000 + config.seed * 100 + i) % 2**32, config.reward_transform,
                      max_episode_steps=config.max_episode_steps, render_size=render_size if i == 0 else None)
             for i in range(count)]
+
+
+NON_FINITE = ("inf", "-inf", "nan")
 
 
 def _build(cls, data: dict):
@@ -69,6 +73,8 @@ def _build(cls, data: dict):
             value = tuple(value)
         elif value is not None and Path in (inner, *typing.get_args(inner)):  # Path or Path | None
             value = Path(value)
+        elif value in NON_FINITE and float in (inner, *typing.get_args(inner)):  # to_jsonable's repr of inf, nan
+            value = float(value)
         kwargs[f.name] = value
     return cls(**kwargs)
 

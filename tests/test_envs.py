@@ -101,6 +101,14 @@ def test_seeding_is_reproducible(env_id):
     assert np.array_equal(env.action_space.sample(), make_env(env_id, seed=3).action_space.sample())
 
 
+def test_eval_envs_take_the_largest_seed():  # dm_control's RandomState takes seeds < 2**32 only
+    from simpo.evaluation import eval_envs
+    from simpo.train_config import TrainConfig
+
+    envs = eval_envs(TrainConfig(env="dmc:cartpole-balance", seed=2**32 - 1), 2)
+    assert len(envs) == 2 and envs[0].reset(seed=0)[0].shape == envs[1].reset(seed=0)[0].shape
+
+
 def test_unknown_env_suggests_close_matches():
     with pytest.raises(ValueError, match=r"unknown env 'HalfCheetah-v9'; did you mean: HalfCheetah-v5"):
         make_env("HalfCheetah-v9", 0)

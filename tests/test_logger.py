@@ -152,3 +152,23 @@ def test_config_round_trip(tmp_path):
         read_config(tmp_path / "nope")
     with pytest.raises(TypeError):
         write_config(tmp_path, Config)  # the class, not an instance
+
+
+@pytest.mark.parametrize("algo, agent_flags", [
+    ("simpo", {"weighting": "signed_linear"}),  # the default floor is -inf, saved as the string "-inf"
+    ("simpo", {"weighting": "exp"}), ("dpmd", {}), ("qvpo", {}), ("sac", {})])
+def test_a_saved_train_config_reads_back_equal(tmp_path, algo, agent_flags):
+    from simpo.agents.simpo_agent import SiMPOConfig
+    from simpo.evaluation import read_run_config
+    from simpo.rundir import run_config_dict
+    from simpo.temperature import TemperatureConfig
+    from simpo.train_config import default_config
+
+    config = default_config(algo, "fast", "Pendulum-v1")
+    if agent_flags:
+        config = dataclasses.replace(config, agent=SiMPOConfig(temperature=TemperatureConfig(target="ess"),
+                                                               **agent_flags))
+    config = dataclasses.replace(config, run_dir=tmp_path)
+    (tmp_path / "checkpoints").mkdir()
+    write_config(tmp_path, run_config_dict(config))
+    assert read_run_config(tmp_path) == config  # the other algo's config is not saved: it reads back as its default
