@@ -104,16 +104,16 @@ def cmd_train(args: list[str]) -> int:
                           "[--no-progress]` continues a stopped run with its saved config. Add --verbose to any "
                           "simpo command for a traceback on error.")
     check_given_flags(config, args)
+    if config.first_update_step >= config.total_steps:  # likely a mistake: said before training (the default warm-up is 5000 steps)
+        print(f"simpo train: warning: no update will run: updates start after warmup_steps={config.warmup_steps} "
+              f"and a first batch of batch_size={config.batch_size}, but total_steps={config.total_steps}; "
+              "the evaluations will be of the initial policy", file=sys.stderr)
     if config.env.startswith("playground:"):  # MuJoCo Playground: the whole loop on device
         from simpo.ondevice import train_on_device
 
         result = train_on_device(config)
     else:
         result = train(config)
-    if config.first_update_step >= config.total_steps:  # likely a mistake (the default warm-up is 5000 steps)
-        print(f"simpo train: warning: no update ran: updates start after warmup_steps={config.warmup_steps} "
-              f"and a first batch of batch_size={config.batch_size}, but total_steps={config.total_steps}; "
-              "the evaluations are of the initial policy", file=sys.stderr)
     print(f"run directory: {result.run_dir}")
     return 0
 
@@ -132,7 +132,7 @@ def resume_train(args: list[str]) -> int:
     if extra:
         raise UsageError(f"--resume continues a run with its saved config; other flags are not allowed "
                          f"(got {' '.join(extra)}); only --no-progress may be added")
-    config = dataclasses.replace(read_run_config(ns.resume), run_dir=ns.resume, progress=ns.progress)
+    config = dataclasses.replace(read_run_config(ns.resume, "resuming"), run_dir=ns.resume, progress=ns.progress)
     result = train(config, resume=True)
     if result.start_step >= config.total_steps:
         print(f"nothing to resume: the run was already complete (env step {result.start_step} of {config.total_steps})")

@@ -79,8 +79,9 @@ def _build(cls, data: dict):
     return cls(**kwargs)
 
 
-def read_run_config(run_dir: Path):
-    """The `TrainConfig` saved in `run_dir`, with one-line errors for a missing or broken run directory."""
+def read_run_config(run_dir: Path, purpose: str | None = None):
+    """The `TrainConfig` saved in `run_dir`, with one-line errors for a missing or broken run directory. With
+    `purpose` (e.g. "resuming"), a playground run is refused: resuming and evaluating one need a host-side env."""
     from simpo.train import TrainConfig  # train imports this module
 
     run_dir = Path(run_dir)
@@ -98,6 +99,9 @@ def read_run_config(run_dir: Path):
         config = _build(TrainConfig, data)
     except (TypeError, AttributeError, ValueError) as err:
         raise ValueError(f"run directory {run_dir} has an invalid config.json ({err})") from None
+    if purpose and config.env.startswith("playground:"):
+        raise ValueError(f"{run_dir} is a run of the on-device loop ({config.env}); {purpose} a playground run is "
+                         "not supported yet (simpo.ondevice)")
     for d in [run_dir / f"seed{s}" for s in config.seeds] or [run_dir]:  # a group of seeds: every seed's dir
         if not (d / "checkpoints").is_dir():
             raise ValueError(f"run directory {d} has no checkpoints/ (was training stopped before the first save?)")
@@ -120,7 +124,7 @@ def load_run(run_dir: Path):
     """(config, agent, agent state, env_step) of the newest readable checkpoint in `run_dir`."""
     from simpo.train import make_agent
 
-    config = read_run_config(run_dir)
+    config = read_run_config(run_dir, "evaluating")
     if config.seeds:
         raise ValueError(f"{run_dir} holds {len(config.seeds)} seeds; name one of them, e.g. {Path(run_dir) / f'seed{config.seeds[0]}'}")
     env = make_env(config.env, config.seed, config.reward_transform, max_episode_steps=config.max_episode_steps)

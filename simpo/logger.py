@@ -82,7 +82,10 @@ class RunLogger:
         run_dir: the run directory (created if missing).
         columns_hint: extra CSV columns to declare up front (after ``REQUIRED_COLUMNS``).
         use_tensorboard: write :meth:`log` scalars to ``<run_dir>/tb`` with tensorboardX.
-        wandb_project: also send :meth:`log` scalars to this W&B project (needs ``pip install wandb``).
+        wandb_project: also send :meth:`log` scalars to this W&B project (needs ``pip install wandb``); each
+            logger is a W&B run of its own, also where one process trains several seeds.
+        purge_step: a resumed run's first env step: TensorBoard hides the scalars that the run logged at this
+            step or later before it stopped (a SessionLog START event; the resumed run logs those steps again).
 
     Use as a context manager, or call :meth:`close`.
     """
@@ -93,6 +96,7 @@ class RunLogger:
         columns_hint: Iterable[str] | None = None,
         use_tensorboard: bool = True,
         wandb_project: str | None = None,
+        purge_step: int | None = None,
     ):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +111,9 @@ class RunLogger:
         if use_tensorboard:
             from tensorboardX import SummaryWriter
 
-            self._tb = SummaryWriter(logdir=str(self.run_dir / TB_DIR), flush_secs=30)
+            # a resumed run's file is named apart: tensorboardX names files by the second and truncates a namesake
+            self._tb = SummaryWriter(logdir=str(self.run_dir / TB_DIR), flush_secs=30, purge_step=purge_step,
+                                     filename_suffix=f".from-step-{purge_step}" if purge_step is not None else "")
 
         self._wandb_run = None
         if wandb_project is not None:
@@ -117,7 +123,8 @@ class RunLogger:
                 raise ImportError(f"wandb_project={wandb_project!r} needs W&B: pip install wandb") from None
             config = read_config(self.run_dir) if (self.run_dir / CONFIG_FILE).exists() else None
             self._wandb_run = wandb.init(
-                project=wandb_project, name=self.run_dir.name, dir=str(self.run_dir), config=config
+                project=wandb_project, name=self.run_dir.name, dir=str(self.run_dir), config=config,
+                reinit="create_new",  # the default would finish the run of another seed in this process
             )
 
     # -------------------------------------------------------------------------------- scalars
@@ -189,8 +196,7 @@ class RunLogger:
         if not text.endswith("\n"):  # a run killed mid-write: drop the partial last line
             cut = text.rfind("\n") + 1
             warnings.warn(f"{self.csv_path}: dropping a partial last line {text[cut:]!r}", stacklevel=3)
-            with open(self.csv_path, "w", newline="") as f:
-                f.write(text[:cut])
+            write_text_atomic(self.csv_path, text[:cut])
             if cut == 0:
                 return None
         header = next(csv.reader(io.StringIO(text)))
@@ -212,19 +218,11 @@ class RunLogger:
         self._columns = columns
 
     def _write_atomic(self, header: list[str], rows: list[list[str]]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.run_dir, prefix=".metrics.", suffix=".csv.tmp")
-        try:
-            os.chmod(tmp, 0o644)
-            with os.fdopen(fd, "w", newline="") as f:
-                writer = csv.writer(f, lineterminator="\n")
-                writer.writerow(header)
-                writer.writerows(rows)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.csv_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        write_text_atomic(self.csv_path, text.getvalue())
 
     @property
     def columns(self) -> list[str] | None:
@@ -292,15 +290,26 @@ def write_config(run_dir: str | Path, config: Any) -> Path:
     return write_json(run_dir / CONFIG_FILE, to_jsonable(config), sort_keys=True)
 
 
-def write_json(path: Path, obj: Any, *, sort_keys: bool = False) -> Path:
-    """Write plain-JSON ``obj`` to ``path`` (indented, a final newline) atomically: a temporary file beside it,
-    then ``os.replace``, so a reader sees the old file or the new one, never half of it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".json.tmp")
-    os.chmod(tmp, 0o644)
-    with os.fdopen(fd, "w") as f:
-        f.write(json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n")
-    os.replace(tmp, path)
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically: a temporary file beside it (synced), then ``os.replace``, so a reader
+    (or a kill) sees the old file or the new one, never half of it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f"{path.suffix}.tmp")
+    try:
+        os.chmod(tmp, 0o644)
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
+
+
+def write_json(path: Path, obj: Any, *, sort_keys: bool = False) -> Path:
+    """Write plain-JSON ``obj`` to ``path`` (indented, a final newline) atomically (:func:`write_text_atomic`)."""
+    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n")
 
 
 def read_config(run_dir: str | Path) -> dict:

@@ -155,8 +155,8 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
     metric_names = sorted(jax.eval_shape(lambda s, b, key: agent.update(s, buffer_sample(b, key, B), key)[1],
                                          one_state, one_buffer, k_update[0]))
     guard = axis.stack([guard_init(metric_names) for _ in runs])
-    loggers = [RunLogger(c.resolved_run_dir, wandb_project=config.wandb_project if config.track else None)
-               for c in runs]
+    loggers = [RunLogger(c.resolved_run_dir, wandb_project=config.wandb_project if config.track else None,
+                         purge_step=start_step + 1 if resume else None) for c in runs]
     checkpointers = [Checkpointer(c.resolved_run_dir, max_to_keep=config.keep_checkpoints) for c in runs]
     if resume:
         for logger in loggers:
@@ -232,6 +232,7 @@ def train(config: TrainConfig, resume: bool = False) -> TrainResult:
                     info = {"env_step": env_step, "wall_time_s": time.perf_counter() - start,
                             "train_time_s": train_time}
                     for i, (c, env) in enumerate(zip(runs, envs)):
+                        loggers[i].flush()  # TensorBoard holds what a resume from this checkpoint keeps
                         checkpointers[i].save(env_step, {"agent": axis.slice(state, i),
                                                          "buffer": axis.slice(buffer, i)}, info)
                         obs[i], _ = env.reset(seed=_seed(c, env_step, 0))  # end the episode: exact resume

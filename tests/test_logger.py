@@ -22,17 +22,21 @@ def read_csv(run_dir):
 
 
 def read_tb_scalars(run_dir):
-    """{tag: [(step, value), ...]} from the TFRecord event files under run_dir/tb (no tensorboard needed)."""
+    """{tag: [(step, value), ...]} from the TFRecord event files under run_dir/tb, oldest file first, as TensorBoard
+    shows them (no tensorboard needed): a SessionLog START event at step S hides the points logged before it at
+    steps >= S (TensorBoard's purge of a restarted run)."""
     from tensorboardX.proto import event_pb2
 
     out = {}
-    for path in sorted((Path(run_dir) / "tb").glob("events.out.tfevents.*")):
+    for path in sorted((Path(run_dir) / "tb").glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime_ns):
         data = path.read_bytes()
         pos = 0
         while pos < len(data):
             (length,) = struct.unpack("<Q", data[pos : pos + 8])
             event = event_pb2.Event.FromString(data[pos + 12 : pos + 12 + length])
             pos += 12 + length + 4
+            if event.session_log.status == event_pb2.SessionLog.START:
+                out = {tag: [(s, v) for s, v in points if s < event.step] for tag, points in out.items()}
             for v in event.summary.value:
                 out.setdefault(v.tag, []).append((event.step, v.simple_value))
     return out
@@ -110,6 +114,46 @@ def test_partial_last_line_and_drop_rows_after(tmp_path):
     log.log_row(row(3))
     log.close()
     assert [r[0] for r in read_csv(tmp_path)[1]] == ["1", "2", "3"]
+
+
+def test_a_resumed_logger_hides_the_scalars_logged_past_its_checkpoint(tmp_path):
+    with RunLogger(tmp_path) as logger:  # the killed run: logged up to 300, its checkpoint was at 200
+        for step in (100, 200, 300):
+            logger.log(step, {"loss": float(step)})
+    with RunLogger(tmp_path, purge_step=201) as logger:  # resumed from 200: logs 300 again
+        logger.log(300, {"loss": -3.0})
+    assert read_tb_scalars(tmp_path)["loss"] == [(100, 100.0), (200, 200.0), (300, -3.0)]
+
+
+def test_each_logger_is_a_wandb_run_of_its_own(tmp_path, monkeypatch):
+    class Run:  # W&B's documented default: a second init in a process finishes the active run
+        def __init__(self, **kwargs):
+            self.kwargs, self.finished, self.logged = kwargs, False, []
+
+        def log(self, scalars, step):
+            assert not self.finished, "log on a finished W&B run"
+            self.logged.append((step, scalars))
+
+        def finish(self):
+            self.finished = True
+
+    class FakeWandb:
+        active: Run | None = None
+
+        @classmethod
+        def init(cls, reinit="default", **kwargs):
+            if cls.active is not None and reinit != "create_new":
+                cls.active.finish()
+            run = Run(**kwargs)
+            cls.active = cls.active if reinit == "create_new" and cls.active else run
+            return run
+
+    monkeypatch.setitem(sys.modules, "wandb", FakeWandb)
+    loggers = [RunLogger(tmp_path / f"seed{s}", use_tensorboard=False, wandb_project="p") for s in (0, 1)]
+    for i, logger in enumerate(loggers):
+        logger.log(10, {"x": float(i)})
+    assert [logger._wandb_run.logged for logger in loggers] == [[(10, {"x": 0.0})], [(10, {"x": 1.0})]]
+    assert [logger._wandb_run.kwargs["name"] for logger in loggers] == ["seed0", "seed1"]
 
 
 def test_wandb_missing_is_a_clear_error(tmp_path, monkeypatch):

@@ -42,7 +42,7 @@ def tiny(algo, run_dir, **loop):
 
 @needs_playground
 @pytest.mark.parametrize("algo", ["simpo", "sac"])
-def test_on_device_training_writes_a_normal_run(tmp_path, algo):
+def test_on_device_training_writes_a_normal_run(tmp_path, capsys, algo):
     result = train_on_device(tiny(algo, tmp_path / "run"))
     with open(result.run_dir / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
@@ -62,6 +62,11 @@ def test_on_device_training_writes_a_normal_run(tmp_path, algo):
     continues = np.all(np.isclose(next_obs[:-1], obs[1:]), axis=-1)  # (99, 2): episode goes on after iteration i
     ends = (np.arange(1, 100) % EPISODE == 0)[:, None]
     assert np.array_equal(continues, np.broadcast_to(~ends, continues.shape))
+
+    for verb, doing in (("train --resume", "resuming"), ("eval --run-dir", "evaluating")):  # not yet: one line
+        capsys.readouterr()
+        assert main([*verb.split(), str(result.run_dir)]) == 2
+        assert f"{doing} a playground run is not supported yet" in capsys.readouterr().err
 
 
 @needs_playground

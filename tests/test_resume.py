@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import pytest
 
 from simpo.envs import env_spec, make_env
+from test_logger import read_tb_scalars
 from simpo.evaluation import read_run_config, restore_run
 from simpo.train import make_agent
 
@@ -85,6 +86,9 @@ def test_sigkill_then_resume_is_bit_exact(tmp_path, algo):
     assert same(s_buffer, k_buffer), "replay buffer differs after resume"
     assert [r["env_step"] for r in k_rows] == ["150", "300", "450", "500"]
     assert s_rows == k_rows
+    tensorboard = [{tag: points for tag, points in read_tb_scalars(d).items() if tag not in TIMING_COLUMNS}
+                   for d in (straight, killed)]
+    assert tensorboard[0] == tensorboard[1]  # as TensorBoard shows them: what the killed run logged is purged
 
 
 @pytest.fixture(scope="module")
