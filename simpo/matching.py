@@ -52,7 +52,8 @@ def cosine_schedule(t: jax.Array, s: float = 0.008) -> tuple[jax.Array, jax.Arra
 def _weighted_loss(
     pred: jax.Array, target: jax.Array, weights: jax.Array, error_bound: float | None
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """``mean_B Σ_i w_i · mean_d min(‖pred − target‖², error_bound)``; weights are constants."""
+    """``mean_B Σ_i w_i · mean_d min((pred_d − target_d)², error_bound)``: each element's squared error is clipped at
+    ``error_bound`` (``None``: not clipped) before the mean over the action dims ``d``; weights are constants."""
     weights = jax.lax.stop_gradient(jnp.asarray(weights, jnp.float32))
     err = (pred - target) ** 2
     clipped = err if error_bound is None else jnp.minimum(err, error_bound)

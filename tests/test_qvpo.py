@@ -52,6 +52,20 @@ def test_uniform_term_is_weighted_by_the_states_advantage():
     assert loss(agent, w) > loss(qvpo_agent(uniform_weight=0.0), w) > 0  # the term is there
 
 
+def test_uniform_actions_are_drawn_from_the_whole_box():
+    """QVPO's "entropy" actions are U[−1, 1]^d (SPEC §5, §9: the flow-rl port's [0, 1) is a bug): over 20k draws they
+    take both signs, reach near both ends, stay in the box, and have U[−1, 1]'s mean 0 and variance 1/3."""
+    agent = qvpo_agent()
+    obs, actions = jnp.zeros((1000, 5)), jnp.zeros((1000, 4, 2))
+    draws = agent.actor_draws(jax.random.PRNGKey(0), obs, actions)
+    u = np.asarray(draws["uniform"])
+    assert u.shape == (1000, 10, 2)  # uniform_actions = 10 per state, action_dim 2
+    assert u.min() < -0.9 and u.max() > 0.9 and np.all(np.abs(u) <= 1.0)
+    assert abs(u.mean()) < 0.02 and u.var() == pytest.approx(1.0 / 3.0, abs=0.01)  # [0, 1): mean 0.5, var 1/12
+    assert (u < 0).mean() == pytest.approx(0.5, abs=0.02)
+    assert "uniform" not in qvpo_agent(uniform_weight=0.0).actor_draws(jax.random.PRNGKey(0), obs, actions)
+
+
 def test_stage2_over_slices_of_the_batch_is_the_whole_batchs_up_to_rounding():
     """`matching_slice_rows` splits Stage 2 (here with QVPO's uniform term: 4 + 10 rows per state) into slices of the
     batch; loss, metrics, gradient and the whole update stay those of the unsliced batch, up to float rounding."""

@@ -1,5 +1,7 @@
 """SAC baseline and the shared twin-Q critic: purity, shapes, stability, TD targets, Polyak, config, learning."""
 
+import dataclasses
+import math
 from functools import partial
 
 import jax
@@ -186,6 +188,63 @@ def test_update_applies_polyak_to_targets(agent, update, state0):
     for a, b in zip(jax.tree.leaves(expect), jax.tree.leaves(new.critic.target_params)):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert isinstance(new.critic, CriticState)
+
+
+TINY = SACConfig(actor_hidden_dims=(16, 16), critic_hidden_dims=(16, 16))
+
+
+@pytest.fixture(scope="module")
+def tiny_state():
+    """A fresh TINY state, shared by configs that differ only in what `update` reads (its init compiles once)."""
+    return SAC(TINY, OBS, ACT).init(jax.random.PRNGKey(0))
+
+
+@pytest.mark.parametrize("target_entropy", [None, 3.0 * ACT])
+def test_temperature_step_moves_log_alpha_against_the_entropy_gap(tiny_state, target_entropy):
+    """α's loss is log α · (H − H_target) (SAC v2, stop-gradient on H): its gradient is H − H_target, so one Adam step
+    moves log α by −lr · sign(H − H_target) (Adam's first step is lr · sign(g)). A fresh actor's entropy (≈ −0.4
+    nats) is above the default target −action_dim: log α falls; below a target of +3·action_dim: log α rises."""
+    agent = SAC(dataclasses.replace(TINY, target_entropy=target_entropy), OBS, ACT)
+    state = tiny_state._replace(log_alpha=jnp.float32(math.log(0.5)))
+    new, metrics = jax.jit(agent.update)(state, random_batch(jax.random.PRNGKey(1)), jax.random.PRNGKey(2))
+    gap = float(metrics["entropy"]) - agent.target_entropy
+    assert abs(gap) > 1.0  # the premise: the entropy is well above (default) or well below (+9) the target
+    assert float(metrics["alpha"]) == pytest.approx(0.5)  # α used in this update: the one before the step
+    assert float(new.log_alpha) == pytest.approx(math.log(0.5) - np.sign(gap) * TINY.alpha_lr, abs=1e-6)
+
+
+@pytest.mark.parametrize("backup_entropy", [True, False])
+def test_td_target_has_the_entropy_backup(tiny_state, backup_entropy):
+    """The critic's target is y = r + γ (1 − terminated) (min_k Q̄_k(s′, a′) − α log π(a′|s′)), a′ ∼ π(·|s′) (without
+    the α log π term when `backup_entropy` is off). The update does not return y, but its `critic_loss` is the
+    pre-step MSE Σ_k mean_B (Q_k(s, a) − y)², so it pins y: here computed by hand in float64 from the same a′
+    (the update draws it with the first half of `jax.random.split(key)`)."""
+    gamma, alpha = 0.9, 2.0
+    agent = SAC(dataclasses.replace(TINY, discount=gamma, backup_entropy=backup_entropy), OBS, ACT)
+    state, key = tiny_state._replace(log_alpha=jnp.float32(math.log(alpha))), jax.random.PRNGKey(2)
+    b = random_batch(jax.random.PRNGKey(1), batch=64)
+    assert 0 < float(b.terminated.sum()) < 64  # both kinds of transition
+    _, metrics = jax.jit(agent.update)(state, b, key)
+
+    @jax.jit
+    def networks(state):  # a′ and log π(a′|s′), Q̄_k(s′, a′), and the online Q_k(s, a) before the step
+        next_action, next_log_prob = tanh_gaussian_sample(jax.random.split(key)[0],
+                                                          *agent.actor.apply(state.actor_params, b.next_obs))
+        return (next_log_prob, agent.critic.apply(state.critic.target_params, b.next_obs, next_action),
+                agent.critic.apply(state.critic.params, b.obs, b.action))
+
+    log_pi, q_bar, q = (np.asarray(x, np.float64) for x in networks(state))
+    r, term, q_bar = np.asarray(b.reward, np.float64), np.asarray(b.terminated, np.float64), q_bar.min(0)
+    soft = q_bar - alpha * log_pi
+
+    def loss(y):
+        return ((q - y) ** 2).mean(axis=1).sum()
+
+    right, wrong = (soft, q_bar) if backup_entropy else (q_bar, soft)
+    assert float(metrics["critic_loss"]) == pytest.approx(loss(r + gamma * (1 - term) * right), rel=1e-5)
+    # the check can tell the alternatives apart: the other backup, α log π with the wrong sign, no (1 − terminated)
+    for y in (r + gamma * (1 - term) * wrong, r + gamma * (1 - term) * (q_bar + alpha * log_pi), r + gamma * right):
+        assert abs(loss(y) - float(metrics["critic_loss"])) > 1e-3 * float(metrics["critic_loss"])
 
 
 @pytest.mark.parametrize(
