@@ -1,7 +1,8 @@
-"""`simpo sweep` on a local Ray instance: a tiny grid, a trial whose worker is killed and restored from its
+"""`simpo sweep` on a local Ray instance: a tiny grid with a trial whose worker is killed and restored from its
 checkpoint by Tune, search spaces, and bad input (one line, exit 2, nothing written)."""
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,8 +11,10 @@ import pytest
 ray = pytest.importorskip("ray", reason="simpo sweep needs the ray extra: pip install -c constraints.txt -e '.[ray]'")
 
 from simpo.cli import main  # noqa: E402
+from simpo.evaluation import read_run_config  # noqa: E402
 from simpo.sweep import SweepConfig, plan  # noqa: E402
 from simpo.sweep.run import KILL_ONCE_ENV  # noqa: E402
+from simpo.train import train  # noqa: E402
 
 TIMING_COLUMNS = {"wall_time_s", "train_sps"}
 TINY = ["--env", "Pendulum-v1", "--warmup-steps", "100", "--batch-size", "16", "--eval-interval", "100",
@@ -32,24 +35,34 @@ def eval_rows(run_dir: Path) -> list[dict]:
         return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
 
 
-def test_grid_of_two_trials_gives_two_complete_runs_and_resumes_as_done(tmp_path, capsys, monkeypatch):
+def test_grid_of_two_trials_with_a_killed_worker_gives_two_complete_runs_and_resumes_as_done(tmp_path, capsys,
+                                                                                               monkeypatch):
+    """One local Ray sweep (its start-up is most of the time): a 2-trial grid, the first trial to checkpoint has its
+    worker SIGKILLed once and Tune restores it from that checkpoint; it ends as an uninterrupted run of its config
+    would, and `--resume` of the finished sweep runs nothing."""
     # the simpo trial trains with a weighting g of the user's own (MODULE:FUNCTION in the current directory):
     # Tune's worker processes must import it too
     (tmp_path / "mygs.py").write_text("import jax.numpy as jnp\n\ndef relu(x):\n    return jnp.maximum(x, 0.0)\n")
     monkeypatch.chdir(tmp_path)
+    marker = tmp_path / "killed"
+    monkeypatch.setenv(KILL_ONCE_ENV, str(marker))  # the first trial to checkpoint SIGKILLs its worker, once
     out = tmp_path / "sweep"
     assert main(["sweep", "--param", "algo=sac,simpo", "--out", str(out), "--total-steps", "300", *TINY, *SAC_TINY,
                  "--agent.weighting", "mygs:relu"]) == 0
-    assert not ray.is_initialized()  # the sweep started a local Ray, and shut it down
-    rows = trials(out)
+    assert marker.exists() and not ray.is_initialized()  # the sweep started a local Ray, and shut it down
+    rows = sorted(trials(out), key=lambda r: r["resumed_from"])
     assert sorted(r["algo"] for r in rows) == ["sac", "simpo"]
+    assert [(r["status"], r["env_step"], r["resumed_from"], r["failures"]) for r in rows] == [
+        ("done", "300", "0", "0"), ("done", "300", "200", "1")]
     for row in rows:
-        assert (row["status"], row["env_step"], row["resumed_from"], row["failures"]) == ("done", "300", "0", "0")
         assert [r["env_step"] for r in eval_rows(row["run_dir"])] == ["100", "200", "300"]
         assert (Path(row["run_dir"]) / "checkpoints" / "300").is_dir()
         assert Path(row["run_dir"]).parent == out / "runs"
         if row["algo"] == "simpo":
             assert json.loads((Path(row["run_dir"]) / "config.json").read_text())["agent"]["weighting"] == "mygs:relu"
+    restored = Path(rows[1]["run_dir"])  # exact resume: the evaluations of the same config trained straight through
+    straight = train(dataclasses.replace(read_run_config(restored), run_dir=tmp_path / "straight"))
+    assert eval_rows(restored) == eval_rows(straight.run_dir)
     assert len(list((out / "tune").glob("trial-*/result.json"))) == 2  # Tune's own results
     assert (out / "study" / "results.json").is_file()  # the study aggregator read the trials' run dirs
     printed = capsys.readouterr().out
@@ -57,20 +70,6 @@ def test_grid_of_two_trials_gives_two_complete_runs_and_resumes_as_done(tmp_path
     before = (out / "trials.csv").read_text()
     assert main(["sweep", "--resume", "--out", str(out)]) == 0  # nothing left to run: the same trials
     assert (out / "trials.csv").read_text() == before and not ray.is_initialized()
-
-
-def test_killed_trial_is_restored_from_its_checkpoint_and_matches_an_uninterrupted_one(tmp_path, monkeypatch):
-    marker = tmp_path / "killed"
-    monkeypatch.setenv(KILL_ONCE_ENV, str(marker))  # the first trial to checkpoint SIGKILLs its worker, once
-    out = tmp_path / "sweep"
-    assert main(["sweep", "--param", "seed=0", "--num-samples", "2", "--out", str(out), "--total-steps", "400", *TINY]) == 0
-    assert marker.exists()
-    rows = sorted(trials(out), key=lambda r: r["resumed_from"])
-    assert [(r["status"], r["env_step"], r["resumed_from"], r["failures"]) for r in rows] == [
-        ("done", "400", "0", "0"), ("done", "400", "200", "1")]
-    straight, restored = (eval_rows(r["run_dir"]) for r in rows)
-    assert [r["env_step"] for r in restored] == ["100", "200", "300", "400"]
-    assert restored == straight  # exact resume: the same evaluations, metric for metric
 
 
 def test_search_space_from_yaml_and_flags(tmp_path):

@@ -286,8 +286,10 @@ def run_sweep(config: SweepConfig) -> Path:
                 name="tune", storage_path=str(out), verbose=0, callbacks=[lines],
                 failure_config=tune.FailureConfig(max_failures=config.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2)))
+        earlier = _earlier_failures(out) if config.resume else {}  # this process counts only its own restarts
         results = tuner.fit()
-        summary = write_summary(results, builder, out, lines.failures)
+        summary = write_summary(results, builder, out,
+                                {t: earlier.get(t, 0) + lines.failures.get(t, 0) for t in {*earlier, *lines.failures}})
     finally:
         if started:
             import ray
@@ -308,6 +310,14 @@ def _first(param_space: dict) -> dict:
 
     return {k: (v["grid_search"][0] if isinstance(v, dict) and "grid_search" in v
                 else v.sample() if isinstance(v, Domain) else v) for k, v in param_space.items()}
+
+
+def _earlier_failures(out: Path) -> dict[str, int]:
+    """Each trial's restarts as the last run of the sweep wrote them to OUT/trials.csv (none if it wrote none)."""
+    if not (out / "trials.csv").is_file():
+        return {}
+    with open(out / "trials.csv", newline="") as f:
+        return {r["trial"]: int(r["failures"] or 0) for r in csv.DictReader(f)}
 
 
 def write_summary(results, builder: TrialBuilder, out: Path, failures: dict[str, int]) -> Path:
