@@ -32,10 +32,11 @@ epochs of ``PROBE_WEIGHTING`` on a bandit; `advise`'s short training run on an e
 held-out bandit looks steep (it sits on the rising tail). The advice applies ``ADVICE_MENU`` = ``auto_exp``, the
 online rule, to those statistics; this pairing was pre-registered with the fourth held-out set (docs/advisor.md).
 
-Temperature: the authors' KL target (2.0 at N = 64, simpo.presets.KL_TARGETS) scaled by log N / log 64, so the
-weights are as concentrated relative to one-hot (KL = log N) as the authors' are. Negative weights are a separate
-suggestion (a floor of −0.02 on signed linear weights, the best signed scheme of docs/bandits.md) when candidates
-are jittered.
+Temperature: the authors' KL target for the env at their N = 64 (2.0; Hopper 2.5, Ant 1.5: simpo.presets.KL_TARGETS,
+`reference_kl_for`) scaled by log N / log 64, so the weights are as concentrated relative to one-hot (KL ≈ log N) as
+the authors' are; a scaled target the tuner cannot reach at N (`simpo.temperature.kl_reachable`) is refused.
+Negative weights are a separate suggestion (a floor of −0.02 on signed linear weights, the best signed scheme of
+docs/bandits.md) when candidates are jittered.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from simpo.temperature import kl_reachable, max_kl
 from simpo.weighting import check_candidates
 
 AUTO_MENUS = {  # weighting -> (flat, steep): the schemes `choose_scheme`'s index 0 and 1 select
@@ -106,8 +108,25 @@ def choose_scheme(skew: jax.Array) -> jax.Array:
 
 
 def kl_target_for(num_candidates: int, reference: float = _REFERENCE_KL) -> float:
-    """The KL(w̃ ‖ uniform) target at N candidates: the authors' target scaled by log N / log 64."""
-    return reference * math.log(num_candidates) / math.log(_REFERENCE_N)
+    """The KL(w̃ ‖ uniform) target at N candidates: the authors' target at N = 64 (``reference``) scaled by
+    log N / log 64. One-line ValueError if the tuner could never reach it at N (`simpo.temperature.kl_reachable`:
+    at or above the KL of one-hot weights, which falls behind log N as N grows: 8.257 vs 8.318 at N = 4096), so a
+    recommendation is always reachable; with the authors' targets (<= 3.0) that happens at no N <= 65536."""
+    kl = reference * math.log(num_candidates) / math.log(_REFERENCE_N)
+    if not kl_reachable(kl, num_candidates):
+        raise ValueError(f"KL target {kl:.4g} = {reference:g} x log({num_candidates}) / log({_REFERENCE_N}) is "
+                         f"unreachable with {num_candidates} candidates: the tuner's KL(weights || uniform) is at most "
+                         f"{max_kl(num_candidates):.4f} there (one-hot weights); use a smaller reference KL")
+    return kl
+
+
+def reference_kl_for(env: str) -> float:
+    """The authors' KL target for ``env`` at their N = 64, the reference `kl_target_for` scales:
+    simpo.presets.KL_TARGETS["simpo"] (Hopper 2.5, Ant 1.5), else the `paper` preset's 2.0. Not the training
+    preset's own target: `fast` (N = 8) drops Hopper's 2.5, unreachable at N = 8, for 2.0, which is no N = 64 figure."""
+    from simpo.presets import KL_TARGETS, SIMPO_PRESETS  # lazy: presets -> agents.simpo_config -> this module
+
+    return KL_TARGETS["simpo"].get(env, SIMPO_PRESETS["paper"].temperature.kl_target)
 
 
 def signed_floor_for(num_candidates: int) -> float:
@@ -168,7 +187,7 @@ def recommend(stats: dict, num_candidates: int = 64, jitter: float = 0.2, refere
     ]
     kl = kl_target_for(num_candidates, reference_kl)
     reasons.append(f"KL target {kl:.3g} = {reference_kl:g} x log({num_candidates}) / log({_REFERENCE_N}): as concentrated, "
-                   f"relative to one-hot (KL = log N = {math.log(num_candidates):.2f}), as the authors' {reference_kl:g} at N = 64")
+                   f"relative to one-hot (KL ≈ log N = {math.log(num_candidates):.2f}), as the authors' {reference_kl:g} at N = 64")
     signed = None
     if jitter > 0:
         floor = signed_floor_for(num_candidates)
@@ -260,12 +279,13 @@ def advise(env: str, warmup_steps: int = 1000, train_steps: int = 1000, seed: in
     states = buffer_sample(result.buffer, key, batch).obs
     with jax.default_matmul_precision(config.matmul_precision):  # as the run was trained
         _, q = jax.jit(agent.candidates)(result.state, jax.random.fold_in(key, 1), states)
-    # the KL target is for the N the weights will act on in training (the preset's), not the measuring N
+    # the KL target is for the N the weights will act on in training (the preset's), not the measuring N; its
+    # reference is the authors' N = 64 target for the env, not the preset's own (at fast's N = 8 Hopper's is 2.0)
     c = config.agent
     stats = _host_stats(q)
     rewards = np.asarray(result.buffer.reward)[: int(result.buffer.size)]
     stats["reward_skew"] = _skew(rewards)  # information only: the rule reads the candidate-Q skew
-    return recommend(stats, c.num_candidates, c.candidate_noise, reference_kl=c.temperature.kl_target, menu=menu)
+    return recommend(stats, c.num_candidates, c.candidate_noise, reference_kl=reference_kl_for(env), menu=menu)
 
 
 def _skew(x: np.ndarray) -> float:

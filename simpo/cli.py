@@ -104,16 +104,16 @@ def cmd_train(args: list[str]) -> int:
                           "[--no-progress]` continues a stopped run with its saved config. Add --verbose to any "
                           "simpo command for a traceback on error.")
     check_given_flags(config, args)
-    if config.first_update_step >= config.total_steps:  # likely a mistake: said before training (the default warm-up is 5000 steps)
-        print(f"simpo train: warning: no update will run: updates start after warmup_steps={config.warmup_steps} "
-              f"and a first batch of batch_size={config.batch_size}, but total_steps={config.total_steps}; "
-              "the evaluations will be of the initial policy", file=sys.stderr)
     if config.env.startswith("playground:"):  # MuJoCo Playground: the whole loop on device
         from simpo.ondevice import train_on_device
 
         result = train_on_device(config)
     else:
         result = train(config)
+    if config.first_update_step >= config.total_steps:  # likely a mistake (the default warm-up is 5000 steps)
+        print(f"simpo train: warning: no update ran: updates start after warmup_steps={config.warmup_steps} "
+              f"and a first batch of batch_size={config.batch_size}, but total_steps={config.total_steps}; "
+              "the evaluations are of the initial policy", file=sys.stderr)
     print(f"run directory: {result.run_dir}")
     return 0
 

@@ -7,7 +7,8 @@
   (`actor_interval=2`; the critic on every update). Chosen by benchmarks/fast_sweep.py (docs/benchmarks/
   fast_sweep.md): 2.5–3.0× SAC's wall-clock per env step instead of 4.9–5.4×, with no return difference
   detectable at 20k env steps × 3 seeds; at 100k × 3 on HalfCheetah-v5 it reached 0.80× SAC's return. KL targets
-  as `paper`, except where one is unreachable at N = 8 (≥ log 8 = 2.08: Hopper's 2.5, DPMD's 3.0): there 2.0.
+  as `paper`, except where one is unreachable at N = 8 (at or above the one-hot KL 2.079, just under log 8:
+  Hopper's 2.5, DPMD's 3.0): there 2.0.
 
 The baselines are presets of the same agent. `dpmd` = weighting `exp` (the authors' dpmd.py). `qvpo` = the authors'
 flow-rl port of QVPO (qvpo.py): candidates from the current policy without jitter, weighting `best_advantage` (the
@@ -58,12 +59,14 @@ ALGO_OVERRIDES: dict[str, dict] = {
 TARGET_CANDIDATES: dict[str, dict[str, int]] = {"qvpo": {"HalfCheetah-v5": 4, "Hopper-v5": 1}}
 
 # Per-env KL targets of the temperature tuner (authors' target_kl_dict, for N = 64); default: the preset's own 2.0.
+# simpo.advisor scales the simpo ones to other N as its N = 64 reference (advisor.reference_kl_for).
 TEMPERATURE_TARGETS: dict[str, str] = {"qvpo": "fixed"}  # QVPO has no temperature (`best_advantage` ignores λ)
 KL_TARGETS: dict[str, dict[str, float]] = {
     "simpo": {"Hopper-v5": 2.5, "Ant-v5": 1.5},
     "dpmd": {"Hopper-v5": 3.0, "Ant-v5": 1.0},
 }
-# Each preset keeps the targets its N can reach (simpo.temperature.kl_reachable): at `fast`'s N = 8 (log 8 = 2.08)
+# Each preset keeps the targets its N can reach (simpo.temperature.kl_reachable: below the KL of one-hot weights as the
+# tuner measures it, simpo.temperature.max_kl, 2.079 at N = 8, just under log 8): at `fast`'s N = 8
 # Hopper's 2.5 (DPMD 3.0) drops out and the preset's 2.0 applies, as on HalfCheetah; kept, it would drive λ to 0
 # and every scheme would give argmax weights.
 PRESET_KL_TARGETS: dict[str, dict[str, dict[str, float]]] = {

@@ -11,9 +11,15 @@ built-in g and for any user-supplied increasing g. Everything here is a pure arr
 works under `jit` and `vmap`; validation of Python-level arguments happens eagerly, before tracing.
 
 Numerics: all schemes work on u_i = (q_i - max_j q_j) / lambda, which is <= 0 with its top entry
-exactly 0, so huge critic values or tiny temperatures never overflow (u saturates at
--finfo.max / 4N, where every scheme has already reached its limit). Since w = g(u - nu') with
-nu' = nu - max z, shifting by max z changes nothing mathematically.
+exactly 0, so huge critic values or tiny temperatures never overflow. Since w = g(u - nu') with
+nu' = nu - max z, shifting by max z changes nothing mathematically. u saturates at -finfo.max / 4N
+(float32: 8.5e37 / N) so that sums over N candidates stay finite. That changes nothing for the schemes
+whose weight tends to a constant as u -> -inf (exp, linear, square, power: 0; a floored signed_linear:
+the floor): a saturated candidate already has that weight. It does change the others, whose weights keep
+depending on how far below the top a candidate lies: those affine in u (unfloored signed_linear, a user g
+such as leaky ReLU) and wd1's -c·softmax(-u). Saturated candidates then all count as equally far (N = 4,
+q = 0..3, lambda = 1e-38: wd1 gives -1/3 to each of the three lower candidates instead of -1 to the worst),
+which takes |q - max q| / lambda beyond 8.5e37 / N.
 """
 
 from __future__ import annotations
@@ -109,8 +115,9 @@ def _shifted_values(q: jax.Array, temperature) -> jax.Array:
     if lam.ndim > 0:
         lam = lam[..., None]
     shifted = q - jax.lax.stop_gradient(jnp.max(q, axis=-1, keepdims=True))
-    # Saturate at -finfo.max / (4N) so sums over N candidates stay finite: for every scheme such
-    # a candidate is already at its limit (zero weight, the floor, or the most negative weight).
+    # Saturate at -finfo.max / (4N) so sums over N candidates stay finite. Exact for weights that tend to a
+    # constant as u -> -inf (zero weight, or the floor); weights affine in u (unfloored signed_linear, a leaky
+    # user g) and wd1's negative part instead treat all saturated candidates as equal (module docstring).
     bound = float(jnp.finfo(q.dtype).max) / (4 * q.shape[-1])
     return jnp.maximum(shifted / lam, -bound)
 
@@ -185,8 +192,12 @@ def _power(u: jax.Array, p) -> jax.Array:
 
 
 def _wd1(u: jax.Array, negative_mass) -> jax.Array:
-    """(1 + c)·softmax(u) - c·softmax(-u): positive mass 1 + c, negative mass c, Σ w = 1. This form is ours: the
-    paper's Example 3.4 text was not recoverable (docs/paper_notes.md); it keeps wd1's repulsion from softmax(-u)."""
+    """(1 + c)·softmax(u) - c·softmax(-u), Σ w = 1. Its positive mass (the sum of the positive weights) and
+    negative mass (minus the sum of the negative ones) approach 1 + c and c only as λ → 0, where the two softmaxes
+    become one-hot on the best and the worst candidate; at larger λ the two terms overlap and cancel (c = 1, N = 64,
+    Gaussian Q: negative mass 1.0 at λ = 0.1, 0.56 at λ = 1, 2e-5 at λ = 10; as λ → ∞ the weights become uniform,
+    with none). This form is ours: the paper's Example 3.4 text was not recoverable (docs/paper_notes.md); it keeps
+    wd1's repulsion from softmax(-u)."""
     return (1.0 + negative_mass) * jax.nn.softmax(u, axis=-1) - negative_mass * jax.nn.softmax(-u, axis=-1)
 
 

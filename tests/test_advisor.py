@@ -87,6 +87,41 @@ def test_recommendation_reasons_and_kl_target():
     assert (agent.weighting, agent.floor, agent.temperature.kl_target, agent.power_p) == ("signed_linear", -0.16, 1, 3)
 
 
+def test_a_scaled_kl_target_the_tuner_cannot_reach_is_refused():
+    """kl_target_for scales the N = 64 reference by log N / log 64, but the tuner's KL tops out at the one-hot value,
+    which falls behind log N (N = 4096: 8.257 vs 8.318): 4.15 at N = 64 (reachable there) scales to 8.3 at 4096,
+    never met. The authors' targets (<= 3.0) stay reachable at every N up to the cap."""
+    from simpo.temperature import kl_reachable, max_kl
+
+    assert kl_reachable(4.15, 64)
+    with pytest.raises(ValueError, match=r"KL target 8\.3 = 4\.15 x log\(4096\) / log\(64\) is unreachable with 4096 "
+                                         r"candidates: .* at most 8\.2573"):
+        kl_target_for(4096, 4.15)
+    with pytest.raises(ValueError, match="is unreachable with 4096 candidates"):
+        recommend(landscape_stats(_flat(np.random.default_rng(0))), num_candidates=4096, reference_kl=4.15)
+    for n in (2, 8, 64, 4096, 2**16):
+        assert kl_target_for(n, 3.0) < max_kl(n)
+
+
+def test_advise_scales_the_authors_n64_target_for_the_env_not_the_presets(monkeypatch):
+    """`advise` trains with the `fast` preset (N = 8), whose Hopper target is 2.0 (the authors' 2.5 is out of reach at
+    N = 8); the advice's reference is the authors' N = 64 target for the env, 2.5, scaled to 2.5 x log 8 / log 64."""
+    import simpo.advisor as advisor
+
+    assert advisor.reference_kl_for("Hopper-v5") == 2.5 and advisor.reference_kl_for("Ant-v5") == 1.5
+    assert advisor.reference_kl_for("Pendulum-v1") == 2.0  # no per-env target: the paper preset's
+    seen = {}
+
+    def spy(stats, num_candidates, jitter, reference_kl, menu):
+        seen.update(num_candidates=num_candidates, reference_kl=reference_kl)
+        return recommend(stats, num_candidates, jitter, reference_kl=reference_kl, menu=menu)
+
+    monkeypatch.setattr(advisor, "recommend", spy)
+    advice = advisor.advise("Hopper-v5", warmup_steps=16, train_steps=0, num_candidates=4, batch=8)
+    assert seen == {"num_candidates": 8, "reference_kl": 2.5}
+    assert advice.kl_target == pytest.approx(1.25)
+
+
 def test_bandit_advice_and_bad_input():
     advice = advise_bandit("broad", groups=4, probe_epochs=0, menu="auto")
     assert advice.scheme in AUTO_MENUS["auto"] and np.isfinite(list(advice.stats.values())).all()

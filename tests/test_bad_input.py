@@ -134,6 +134,20 @@ CASES = [
     Case("N-below-1", train_args("--agent.num-candidates", "0"), "num_candidates must be an int in [1, 65536], got 0"),
     Case("kl-target-unreachable", train_args("--agent.num-candidates", "4"),
          "temperature kl_target 2 is unreachable with 4 candidates: KL(weights || uniform) <= log N = 1.386"),
+    Case("kl-target-in-the-clip-gap",
+         train_args("--agent.num-candidates", "4096", "--agent.temperature.kl-target", "8.3"),
+         "kl_target 8.3 is unreachable with 4096 candidates: KL(weights || uniform) <= log N = 8.318, and as the "
+         "tuner measures it (weights clipped at 1e-6) at most 8.2573"),
+    Case("ess-target-at-one-hot", train_args("--agent.temperature.target", "ess", "--agent.temperature.ess-target",
+                                             "0.125"),  # fast: N = 8, exp
+         "ess_target 0.125 is unreachable with 8 candidates and weighting exp: the ESS fraction 1/(N sum w^2) runs "
+         "from 0.125"),
+    Case("ess-target-1", train_args("--weighting", "wd1", "--agent.temperature.target", "ess",
+                                    "--agent.temperature.ess-target", "1"),
+         "choose an ess_target in (0.025, 1)"),
+    Case("auto-one-candidate", train_args("--weighting", "auto_exp", "--agent.num-candidates", "1",
+                                          "--agent.temperature.target", "fixed"),
+         "weighting auto_exp needs num_candidates >= 2: its rule reads the skew of each state's candidate Q-values"),
     Case("K-below-1", train_args("--agent.policy.steps", "0"), "steps must be an int >= 1, got 0"),
     Case("slice-rows-negative", train_args("--agent.matching-slice-rows", "-1"),
          "matching_slice_rows must be an int >= 0 (0: no slicing), got -1"),
@@ -331,6 +345,11 @@ API_CASES = [
     ("bandit.run-floor-positive", _bandit(weighting="signed_linear", floor=0.5), "floor=0.5 must be <= 0"),
     ("SiMPOConfig-N-0", _make("SiMPOConfig", num_candidates=0), "num_candidates must be an int in [1, 65536]"),
     ("SiMPOConfig-unknown-weighting", _make("SiMPOConfig", weighting="foo"), "allowed: exp, linear"),
+    ("SiMPOConfig-auto-one-candidate-ess", lambda: _make("SiMPOConfig", weighting="auto_exp", num_candidates=1,
+                                                          temperature=_make("TemperatureConfig", target="ess")())(),
+     "weighting auto_exp needs num_candidates >= 2"),
+    ("SiMPOConfig-ess-target-unreachable", lambda: _make("SiMPOConfig", num_candidates=8, temperature=_make(
+        "TemperatureConfig", target="ess", ess_target=0.1)())(), "choose an ess_target in (0.125, 1)"),
     ("PolicyConfig-K-0", _make("PolicyConfig", steps=0), "steps must be an int >= 1"),
     ("SiMPOConfig-actor-lr-inf", _make("SiMPOConfig", actor_lr=float("inf")), "actor_lr must be finite and > 0"),
     ("SiMPOConfig-candidate-noise-nan", _make("SiMPOConfig", candidate_noise=float("nan")),

@@ -139,6 +139,10 @@ def test_auto_applies_the_advisor_rule_online(weighting, reward_fn, expected):
         (dict(temperature_target="auto"), "temperature target must be one of"),
         (dict(init_std=[1.0, 1.0]), "init_std must be a positive float or 1 of them"),
         (dict(weighting=lambda x: -x), "must be increasing"),
+        (dict(temperature_target="ess", ess_target=0.1, num_candidates=8),  # one-hot exp weights: 1/8
+         "ess_target 0.1 is unreachable with 8 candidates and weighting exp: .* from 0.125"),
+        (dict(weighting="auto", temperature_target="ess", ess_target=0.1, num_candidates=8),
+         "ess_target 0.1 is unreachable with 8 candidates and weighting square"),
     ],
 )
 def test_bad_inputs(kwargs, match):

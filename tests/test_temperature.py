@@ -10,10 +10,13 @@ from simpo.temperature import (
     TemperatureConfig,
     check_reachable,
     effective_sample_fraction,
+    ess_floor,
     init_temperature,
     init_temperatures,
     kl_cap,
+    kl_reachable,
     kl_to_uniform,
+    max_kl,
     temperature_value,
     update_temperature,
     update_temperatures,
@@ -155,3 +158,90 @@ def test_presets_never_ask_for_an_unreachable_kl_target():
                 assert c.temperature.kl_target < np.log(c.num_candidates)
     assert agent_config("simpo", "fast", "Hopper-v5").temperature.kl_target == 2.0  # authors' 2.5 > log 8
     assert agent_config("dpmd", "paper", "Hopper-v5").temperature.kl_target == 3.0  # < log 64: kept
+
+
+@pytest.mark.parametrize("n, gap_target", [(8, 2.0794), (4096, 8.3), (65536, 11.0)])
+def test_the_kl_bound_is_that_of_one_hot_weights_as_the_tuner_measures_it_not_log_n(n, gap_target):
+    """w̃ is clipped at 1e-6, so even one-hot weights measure less than log N (N = 4096: 8.257 vs 8.318): a target in
+    between is never met and would drive λ to 0 for ever. The bound is `kl_to_uniform` of one-hot weights itself."""
+    one_hot = jnp.zeros((n,), jnp.float32).at[0].set(1.0)
+    top = float(kl_to_uniform(one_hot))
+    assert max_kl(n) == top and top < gap_target < np.log(n)  # the target lies in the gap
+    assert not kl_reachable(gap_target, n) and kl_reachable(top - 1e-3, n)
+    with pytest.raises(ValueError, match=rf"kl_target {gap_target:g} is unreachable with {n} candidates: .* at most "
+                                         rf"{top:.4f}, the KL of one-hot weights; choose a kl_target below {top:.4f}"):
+        check_reachable(TemperatureConfig(target="kl", kl_target=gap_target), n)
+    check_reachable(TemperatureConfig(target="kl", kl_target=top - 1e-3), n)
+
+
+def test_a_kl_target_in_the_gap_is_never_met():
+    """At N = 4096 the tuner with target 8.3 (< log N) meets weights that are already one-hot: error stays > 0,
+    λ falls step after step."""
+    config = TemperatureConfig(target="kl", init=1e-3, kl_target=8.3, lr=0.05)
+    q = jnp.arange(4096, dtype=jnp.float32)[None]  # gaps of 1 >> λ: exp weights one-hot
+    state = init_temperature(config)
+    for _ in range(3):
+        lam = float(temperature_value(state))
+        state, metrics = update_temperature(config, state, compute_weights(q, "exp", lam))
+        assert float(metrics["temperature/error"]) > 0.04 and float(temperature_value(state)) < lam
+
+
+@pytest.mark.parametrize("scheme, params", [("exp", {}), ("linear", {}), ("square", {}), ("power", {"p": 3.0}),
+                                            ("wd1", {"negative_mass": 1.0}), ("wd1", {"negative_mass": 0.3}),
+                                            ("signed_linear", {"floor": -0.02}), ("signed_linear", {"floor": 0.0})])
+def test_ess_floor_is_the_lambda_to_0_limit(scheme, params):
+    """`ess_floor`'s closed forms are the ESS fraction of the λ → 0 weights: 1/N for one-hot ones, lower for signed
+    ones (wd1: 1/(N((1 + c)² + c²)), a floor f: 1/(N((1 − (N − 1)f)² + (N − 1)f²))). Q spaced 1 apart, λ = 1e-3."""
+    n = 16
+    q = jax.random.permutation(jax.random.PRNGKey(0), jnp.arange(n, dtype=jnp.float32))[None]
+    limit = float(effective_sample_fraction(compute_weights(q, scheme, 1e-3, **params))[0])
+    assert ess_floor(scheme, n, **params) == pytest.approx(limit, rel=1e-4)
+    larger = float(effective_sample_fraction(compute_weights(q, scheme, 3.0, **params))[0])
+    assert limit < larger < 1  # the fraction rises with λ, towards 1 (uniform) only as λ -> inf
+    assert ess_floor(scheme, 1, **params) == 1.0
+
+
+def test_ess_floor_of_weights_that_grow_as_lambda_falls_is_0():
+    q = jax.random.normal(jax.random.PRNGKey(1), (64, 16))
+    for lam in (1e-1, 1e-3):  # unfloored signed_linear: Σ w² ~ 1/λ²
+        assert float(jnp.max(effective_sample_fraction(compute_weights(q, "signed_linear", lam)))) < 10 * lam**2
+    assert ess_floor("signed_linear", 16) == 0.0 and ess_floor(None, 16) == 0.0
+    assert 0 < ess_floor(leaky, 16) < 1e-6  # a signed user g: measured
+    assert ess_floor(jax.nn.softplus, 16) == 1 / 16  # a non-negative one: 1/N
+
+
+def test_an_unreachable_ess_target_is_refused_with_the_range():
+    """ESS fraction ∈ (ess_floor, 1): a target at or below the λ → 0 limit drives λ to 0 for ever, 1 drives it to
+    ∞ (only uniform weights reach it). Before, only (0, 1] was checked."""
+    def ess(target):
+        return TemperatureConfig(target="ess", ess_target=target)
+
+    for target, scheme, params, low in ((1 / 64, "exp", {}, "0.015625"), (0.01, "square", {}, "0.015625"),
+                                        (0.003, "wd1", {"negative_mass": 1.0}, "0.003125"),
+                                        (1.0, "exp", {}, "0.015625"), (1.0, "signed_linear", {}, "0"),
+                                        (1.0, None, {}, "0")):
+        with pytest.raises(ValueError, match=rf"ess_target {target:g} is unreachable with 64 candidates.*"
+                                             rf"choose an ess_target in \({low}, 1\)$"):
+            check_reachable(ess(target), 64, scheme, **params)
+    with pytest.raises(ValueError, match="temperature target ess needs at least 2 candidates"):
+        check_reachable(ess(0.5), 1)
+    for target, scheme, params in ((0.02, "exp", {}), (0.01, "wd1", {}), (1e-3, "signed_linear", {}),
+                                   (0.999, "linear", {}), (0.01, None, {})):
+        check_reachable(ess(target), 64, scheme, **params)
+    check_reachable(TemperatureConfig(target="kl", ess_target=1.0), 64, "exp")  # the ESS target is not used
+    # the agent config checks its own scheme (each scheme of a menu, its λ tuned on its own)
+    with pytest.raises(ValueError, match="ess_target 0.1 is unreachable with 8 candidates and weighting exp:"):
+        SiMPOConfig(num_candidates=8, temperature=ess(0.1))
+    with pytest.raises(ValueError, match=r"with 8 candidates and weighting exp \(of auto_exp\):"):
+        SiMPOConfig(weighting="auto_exp", num_candidates=8, temperature=ess(0.1))
+    with pytest.raises(ValueError, match="ess_target 1 is unreachable with 64 candidates and weighting wd1"):
+        SiMPOConfig(weighting="wd1", temperature=ess(1.0))
+    SiMPOConfig(weighting="wd1", num_candidates=8, temperature=ess(0.1))  # wd1's limit is 1/40 at N = 8
+
+
+def test_wd1_reaches_an_ess_target_below_1_over_n():
+    """For signed weights the ESS fraction goes below 1/N, so such a target is reachable (and accepted) there."""
+    config = TemperatureConfig(target="ess", init=1.0, ess_target=0.02, lr=0.05)  # 1/32 = 0.031; wd1's floor 1/160
+    check_reachable(config, 32, "wd1", negative_mass=1.0)
+    w, _ = tune(config, "wd1")
+    assert abs(float(jnp.mean(effective_sample_fraction(w))) - 0.02) < 0.002

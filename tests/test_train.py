@@ -156,7 +156,7 @@ def test_cli_warns_when_no_update_will_run(tmp_path, capsys):
              "--sac.critic-hidden-dims", "32"]
     assert main(["train", *flags, "--warmup-steps", "40", "--run-dir", str(tmp_path / "a")]) == 0
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "simpo train: warning: no update will run" in err and "total_steps=40" in err
+    assert err.count("\n") == 1 and "simpo train: warning: no update ran" in err and "total_steps=40" in err
     assert (tmp_path / "a" / "metrics.csv").is_file()  # a warning, not an error: the run is still written
     assert main(["train", *flags, "--warmup-steps", "39", "--run-dir", str(tmp_path / "b")]) == 0
     assert "warning" not in capsys.readouterr().err

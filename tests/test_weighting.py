@@ -171,12 +171,40 @@ def test_normaliser_matches_float64_reference(scheme, params, g):
         np.testing.assert_allclose(ours, reference_weights(q, g, lam), rtol=1e-4, atol=2e-5)
 
 
-def test_wd1_matches_example_3_4_form():
+def test_wd1_equals_our_softmax_form_on_unshifted_q_and_has_negative_weights():
+    """`wd1` is (1 + c)·softmax(q/λ) − c·softmax(−q/λ), computed here directly on q/λ (the code works on the shifted
+    u = (q − max q)/λ). This is our own form, not a check against the paper: its Example 3.4 text was not recovered
+    (docs/paper_notes.md), so this pins the form we chose and that the shift changes nothing."""
     q = jax.random.normal(jax.random.PRNGKey(1), (4, 9))
     c, lam = 0.7, 0.5
     expected = (1 + c) * jax.nn.softmax(q / lam) - c * jax.nn.softmax(-q / lam)
     np.testing.assert_allclose(compute_weights(q, "wd1", lam, negative_mass=c), expected, atol=1e-6)
     assert np.all(np.asarray(compute_weights(q, "wd1", lam)).min(-1) < 0)
+
+
+def test_wd1_masses_are_1_plus_c_and_c_only_as_lambda_goes_to_0():
+    """The two softmaxes overlap at finite λ and cancel: the negative mass is c only in the λ → 0 limit (c = 1, N = 64:
+    1.0 at λ = 0.1, 0.56 at λ = 1, 2e-5 at λ = 10), while Σ w = 1 throughout."""
+    q = jax.random.normal(jax.random.PRNGKey(0), (256, 64))
+    negative = {}
+    for lam in (0.1, 1.0, 10.0):
+        w = np.asarray(compute_weights(q, "wd1", lam, negative_mass=1.0))
+        negative[lam] = -float(np.minimum(w, 0).sum(-1).mean())
+        assert float(np.maximum(w, 0).sum(-1).mean()) == pytest.approx(1 + negative[lam], abs=1e-4)
+    assert negative[0.1] == pytest.approx(1.0, abs=1e-3)
+    assert 0.4 < negative[1.0] < 0.7 and negative[10.0] < 1e-3
+
+
+def test_saturating_u_is_exact_only_for_weights_that_reach_a_constant():
+    """u = (q − max q)/λ is clamped at −finfo.max/(4N). Weights that tend to a constant as u → −∞ (exp: 0, a floor)
+    are unchanged by it; wd1's negative part (and weights affine in u) treat all clamped candidates as equal."""
+    q = jnp.array([[0.0, 1.0, 2.0, 3.0]])
+    for lam in (1e-3, 1e-38):  # 1e-38: all three lower candidates clamped
+        np.testing.assert_allclose(compute_weights(q, "exp", lam), [[0, 0, 0, 1]], atol=1e-7)
+        np.testing.assert_allclose(compute_weights(q, "signed_linear", lam, floor=-0.1), [[-0.1, -0.1, -0.1, 1.3]],
+                                   atol=1e-6)
+    np.testing.assert_allclose(compute_weights(q, "wd1", 1e-3), [[-1, 0, 0, 2]], atol=1e-6)  # the λ → 0 limit
+    np.testing.assert_allclose(compute_weights(q, "wd1", 1e-38), [[-1 / 3, -1 / 3, -1 / 3, 2]], atol=1e-6)  # not it
 
 
 def test_signed_linear_closed_form_and_floor():

@@ -35,7 +35,9 @@ class SiMPOConfig:
     """Floor of the `signed_linear` scheme (<= 0; -inf: no floor; then a `kl` temperature target must be under its cap,
     simpo.temperature.kl_cap: about 0.95 on Gaussian Q, so the default 2.0 is refused; use `ess`)."""
     negative_mass: float = 1.0
-    """Negative mass c of the `wd1` scheme."""
+    """c of the `wd1` scheme, (1 + c)·softmax(q/λ) − c·softmax(−q/λ): the negative mass (minus the sum of the
+    negative weights) it tends to as λ → 0; at larger λ the two terms overlap and the negative mass is less (c = 1,
+    N = 64: 0.56 at λ = 1, 2e-5 at λ = 10)."""
     auto_hold: int = 0
     """`auto` / `auto_exp`: use the menu's flat scheme (square / exp) for the first this-many actor updates, while
     the skew EMA (from 0) warms up on a barely trained critic; the rule decides after that. 0: no hold (the rule as
@@ -43,7 +45,8 @@ class SiMPOConfig:
     temperature: TemperatureConfig = TemperatureConfig(target="kl", init=1.0, kl_target=2.0, lr=3e-4)
     num_candidates: int = 64
     candidate_noise: float = 0.2
-    """σ of the Gaussian jitter added to candidates from π_old before clipping."""
+    """σ of the Gaussian jitter added to candidates from π_old; the jittered candidates are then clipped to the action
+    box [-1, 1] (SPEC §5). The authors' flow-rl gempo.py adds the jitter without clipping."""
     old_policy_interval: int = 1000
     """π_old is a hard copy of the actor, refreshed every this many updates."""
     actor_interval: int = 1
@@ -91,6 +94,9 @@ class SiMPOConfig:
             raise ValueError(f"auto_hold applies to --weighting {' or '.join(AUTO_MENUS)} only, not {self.weighting!r}")
         for name in ("num_candidates", "eval_candidates", "target_candidates"):
             check_candidates(name, getattr(self, name))
+        if self.weighting in AUTO_MENUS and self.num_candidates < 2:
+            raise ValueError(f"weighting {self.weighting} needs num_candidates >= 2: its rule reads the skew of each "
+                             f"state's candidate Q-values (simpo.advisor.landscape_stats), got {self.num_candidates}")
         check_candidates("uniform_actions", self.uniform_actions, 0)  # extra actions per state, as candidates
         if not isinstance(self.matching_slice_rows, int) or isinstance(self.matching_slice_rows, bool) \
                 or self.matching_slice_rows < 0:
@@ -116,7 +122,13 @@ class SiMPOConfig:
         if self.weighting == BEST_ADVANTAGE and self.temperature.target != "fixed":
             raise ValueError("weighting best_advantage has no temperature; set --agent.temperature.target fixed "
                              "(the qvpo preset does)")
-        check_reachable(self.temperature, self.num_candidates)
+        if is_import_path(self.weighting):
+            schemes = (load_weighting(self.weighting),)
+        else:  # a menu tunes one λ per scheme, each to the target; best_advantage has no λ (target fixed, above)
+            schemes = AUTO_MENUS.get(self.weighting, (self.weighting,) if self.weighting in SCHEMES else (None,))
+        for scheme in schemes:
+            name = self.weighting if scheme is None or len(schemes) == 1 else f"{scheme} (of {self.weighting})"
+            check_reachable(self.temperature, self.num_candidates, scheme, name, **self.weighting_params)
         if is_import_path(self.weighting) or (self.weighting == "signed_linear" and math.isinf(self.floor)):
             # weights that may never become one-hot: their kl target must be under their cap, not just log N
             g = load_weighting(self.weighting) if is_import_path(self.weighting) else self.weighting

@@ -219,7 +219,9 @@ def prepare(
         init=_float("temperature", cfg["temperature"], lambda x: 0 < x < math.inf, " > 0"),
         kl_target=_float("kl_target", cfg["kl_target"]), ess_target=_float("ess_target", cfg["ess_target"]),
         lr=cfg["temperature_lr"])
-    check_reachable(temp, cfg["num_candidates"])
+    for scheme in (AUTO_MENUS.get(weighting) if isinstance(weighting, str) else None) or (weighting,):  # a menu: each
+        own = {k: v for k, v in scheme_params.items() if isinstance(scheme, str) and k == SCHEME_PARAMETER.get(scheme)}
+        check_reachable(temp, cfg["num_candidates"], scheme, **own)  # its λ -> 0 limit bounds an ess target
     init_mean = _per_dim("init_mean", cfg["init_mean"], d, 0.0, False)
     init_std = _per_dim("init_std", cfg["init_std"], d, 1.0, True)
 
