@@ -3,7 +3,10 @@
 Runs are grouped (seeds of one configuration) by a label; each group is drawn as the mean over its runs
 against env steps, with a shaded band: a 95% percentile bootstrap interval of the mean where at least 3 runs have
 data, the min–max range where 2 do (a t-interval from 2 runs spans ±12.7·SEM, and ±1.96·SEM would cover far less
-than 95%), none where one does. The legend says which, per group.
+than 95%), none where one does. The legend says which, per group. With few runs the percentile bootstrap covers
+less than 95% too (simulated on normal data: 0.75 at 3 runs, 0.80 at 4, 0.83 at 5, 0.90 at 10; at 3 runs it is the
+min–max of the runs, since all three draws are the lowest run with probability 1/27 > 2.5%): the legend says so
+where the band comes from fewer than 5 runs.
 
 Runs of one group need not share evaluation steps: each run is linearly interpolated onto the union of
 the group's steps, within its own range only (no extrapolation), so the statistics at a step use the
@@ -156,7 +159,8 @@ def _label_fn(group_by: GroupBy) -> Callable[[Path, dict], str]:
 
 # ----------------------------------------------------------------------------------- statistics
 def _band(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> tuple[float, float]:
-    """The band at one step: bootstrap 95% interval of the mean (n >= 3), min-max (n = 2), the value (n = 1)."""
+    """The band at one step: 95% percentile-bootstrap interval of the mean (n >= 3), min-max (n = 2), the value
+    (n = 1)."""
     n = len(values)
     if n < 3:
         return float(values.min()), float(values.max())
@@ -181,11 +185,17 @@ def _group_curve(curves: Sequence[tuple[np.ndarray, np.ndarray]], n_boot: int, r
 
 def band_label(count: np.ndarray) -> str:
     """What a group's band is, from how many runs have data at each step (`count`): the one kind of band where there
-    is one, else each kind with the run counts it holds for (steps where some runs have ended)."""
+    is one, else each kind with the run counts it holds for (steps where some runs have ended). Where the bootstrap
+    CI comes from fewer than 5 runs, it says that it covers less than 95% (and is the min–max at 3 runs)."""
+    few = ["covers < 95% with < 5 runs"] * bool(((count >= 3) & (count < 5)).any()) + ["= min–max at 3"] * bool(
+        (count == 3).any())
     kinds = [(name, cond) for name, cond, present in (
-        ("95% bootstrap CI", "≥3 runs", (count >= 3).any()), ("min–max", "2", (count == 2).any()),
+        ("95% percentile-bootstrap CI", "≥3 runs", (count >= 3).any()), ("min–max", "2", (count == 2).any()),
         ("no band", "1", (count == 1).any())) if present]
-    return kinds[0][0] if len(kinds) == 1 else ", ".join(f"{name} ({cond})" for name, cond in kinds)
+    if len(kinds) == 1:
+        return kinds[0][0] + (f" ({', '.join(few)})" if few and kinds[0][1] == "≥3 runs" else "")
+    return ", ".join(f"{name} ({'; '.join([cond, ', '.join(few)] if few and cond == '≥3 runs' else [cond])})"
+                     for name, cond in kinds)
 
 
 # ---------------------------------------------------------------------------------------- plotting
@@ -255,7 +265,8 @@ def plot_learning_curves(
             ax.fill_between(grid, lo, hi, color=color, alpha=0.2, lw=0)
     ax.set_xlabel(x.replace("_", " "))
     ax.set_ylabel(metric)
-    ax.set_title(title or f"{metric}: mean over seeds; band: 95% bootstrap CI of the mean (≥3 runs), min–max (2)",
+    ax.set_title(title or f"{metric}: mean over seeds; band: 95% percentile-bootstrap CI of the mean (≥3 runs; "
+                 "< 95% with < 5), min–max (2)",
                  fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")

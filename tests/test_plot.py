@@ -57,9 +57,22 @@ def test_group_statistics():
     assert lo[-1] == hi[-1] == 20 and count.tolist() == [2, 2, 2, 1]  # one run left: no band
     # the legend names the bands that are drawn, and only those
     assert band_label(count) == "min–max (2), no band (1)"
-    assert [band_label(np.array(c)) for c in ([1, 1], [2, 2], [3, 5])] == ["no band", "min–max", "95% bootstrap CI"]
-    assert band_label(np.array([3, 3, 1])) == "95% bootstrap CI (≥3 runs), no band (1)"
-    assert band_label(np.array([4, 2, 1])) == "95% bootstrap CI (≥3 runs), min–max (2), no band (1)"
+    ci = "95% percentile-bootstrap CI"
+    assert [band_label(np.array(c)) for c in ([1, 1], [2, 2], [5, 7])] == ["no band", "min–max", ci]
+    assert band_label(np.array([6, 5, 1])) == f"{ci} (≥3 runs), no band (1)"
+
+
+def test_band_label_says_a_bootstrap_ci_from_few_runs_undercovers():
+    """With 3 runs a 95% percentile bootstrap of the mean is their min–max (all three draws are the lowest run with
+    probability 1/27 > 2.5%) and covers far less than 95%: the legend says so wherever the band has < 5 runs."""
+    values = np.array([1.0, 5.0, 2.0])
+    _, _, lo, hi, _ = _group_curve([(np.array([0.0]), np.array([v])) for v in values], 2000, np.random.default_rng(0))
+    assert (lo[0], hi[0]) == (1.0, 5.0)
+    ci = "95% percentile-bootstrap CI"
+    assert band_label(np.array([3, 5])) == f"{ci} (covers < 95% with < 5 runs, = min–max at 3)"
+    assert band_label(np.array([4, 4])) == f"{ci} (covers < 95% with < 5 runs)"
+    assert band_label(np.array([3, 3, 1])) == f"{ci} (≥3 runs; covers < 95% with < 5 runs, = min–max at 3), no band (1)"
+    assert band_label(np.array([4, 2, 1])) == f"{ci} (≥3 runs; covers < 95% with < 5 runs), min–max (2), no band (1)"
 
 
 def test_resumed_run_keeps_last_row(tmp_path):

@@ -287,3 +287,116 @@ def test_bandit_study_on_a_subset_of_landscapes(tmp_path, capsys):
                  "--no-progress", "--overwrite"]) == 0
     text = (root / "results.md").read_text()  # broad rerun with another budget: said per landscape
     assert "they differ by landscape" in text and "| epochs; seeds | 2; [1] | 3; [0] |" in text
+
+
+def test_aggregate_keeps_the_copy_of_a_seed_that_got_furthest(tmp_path):
+    """Two copies of one seed: the finished one is kept, whichever path sorts first; the dropped one is named."""
+    runs = tmp_path / "runs"
+    _fake_run(runs / "A" / "seed0", "Foo-v0", "simpo", "linear", 0, 1.0)
+    _fake_run(runs / "B" / "seed0", "Foo-v0", "simpo", "linear", 0, 9.0)
+    (runs / "A" / "seed0" / "metrics.csv").write_text("env_step,eval_return_mean,eval_return_single_mean\n100,1.0,0.5\n")
+    data = json.loads((aggregate(runs, tmp_path / "res", reps=20) / "results.json").read_text())
+    assert [(r["run_dir"], r["steps"]) for r in data["runs"]] == [(str(runs / "B" / "seed0"), 200)]
+    assert data["repeats_left_out"] == [{"run_dir": str(runs / "A" / "seed0"), "repeats": str(runs / "B" / "seed0")}]
+    assert "A/seed0` left out: the same task, label and seed as" in (tmp_path / "res" / "results.md").read_text()
+
+
+def test_aggregate_reports_runs_it_cannot_score_and_scores_runs_without_a_single_sample_column(tmp_path):
+    runs = tmp_path / "runs"
+    for seed in range(3):
+        _fake_run(runs / f"s{seed}", "Foo-v0", "simpo", "linear", seed, 10.0 + seed)
+    old = runs / "s2" / "metrics.csv"  # an older run: no single-sample column
+    old.write_text("env_step,eval_return_mean\n100,0.0\n200,12.0\n")
+    _fake_run(runs / "s3", "Foo-v0", "simpo", "linear", 3, 1.0)
+    (runs / "s3" / "metrics.csv").write_text("env_step,train_sps\n100,5.0\n")  # no evaluation column at all
+    _fake_run(runs / "s4", "Foo-v0", "simpo", "linear", 4, 1.0)
+    (runs / "s4" / "metrics.csv").write_text("env_step,eval_return_mean,eval_return_single_mean\n")  # none yet
+    data = json.loads((aggregate(runs, tmp_path / "res", reps=20) / "results.json").read_text())
+    group = data["per_task"]["Foo-v0"]["simpo-linear"]
+    assert group["seeds"] == [0, 1, 2] and group["returns"] == [10.0, 11.0, 12.0]
+    assert group["single_returns"] == [5.0, 5.5, None] and group["single_mean"] == pytest.approx(5.25)
+    assert [(u["run_dir"], u["why"]) for u in data["unscored"]] == [
+        (str(runs / "s3"), "metrics.csv has no column 'eval_return_mean'"),
+        (str(runs / "s4"), "metrics.csv has no rows with numeric 'env_step' and 'eval_return_mean'")]
+    text = (tmp_path / "res" / "results.md").read_text()
+    assert "| 3 | 200 | 11.0 ± 1.0 | 5.2 (2 of 3 runs) |" in text
+    assert "s3` not scored, so in no table: metrics.csv has no column 'eval_return_mean'" in text
+    assert "s2` has no single-sample return at its last evaluation" in text
+
+
+def test_aggregate_names_the_tasks_a_label_lacks_and_how_few_runs_its_cis_have(tmp_path):
+    """A label without the hard task aggregates over the easy one only: said, so the rows are not read as like for
+    like; the CIs are named percentile-bootstrap ones and, from 3 runs, said to cover less than 95%."""
+    for seed in range(3):
+        for env in ("Foo-v0", "Bar-v0"):
+            _fake_run(tmp_path / "runs" / f"sac-{env}-{seed}", env, "sac", "exp", seed, 10.0 + seed)
+        _fake_run(tmp_path / "runs" / f"dpmd-{seed}", "Foo-v0", "dpmd", "exp", seed, 20.0 + seed)
+    data = json.loads((aggregate(tmp_path / "runs", tmp_path / "res", reps=20) / "results.json").read_text())
+    assert data["aggregate"]["dpmd-exp"]["tasks_missing"] == ["Bar-v0"] and data["aggregate"]["sac"]["tasks_missing"] == []
+    text = (tmp_path / "res" / "results.md").read_text()
+    assert "- dpmd-exp lacks Bar-v0: its aggregate is over its other 1 task only, not like for like" in text
+    assert "| IQM [95% percentile-bootstrap CI] |" in text and "| mean [95% percentile-bootstrap CI] |" in text
+    assert "some come from only 3 runs: with fewer than 5 runs such a CI covers less than 95% (with 3 runs a " \
+           "per-task CI is the min–max of the seeds)" in text
+
+
+def test_labels_name_only_the_parameter_the_scheme_uses(tmp_path):
+    """A floor means something to signed_linear only: an exp run given one is labelled, and pooled, as plain exp."""
+    assert specs.run_label("simpo", "exp", {"floor": -0.02}) == "simpo-exp"
+    assert specs.run_label("simpo", "power", {"floor": -0.02, "power_p": 3.0}) == "simpo-power:p=3"
+    assert specs.run_label("simpo", "signed_linear", {"floor": -0.02, "negative_mass": 2.0}) == \
+        "simpo-signed_linear:floor=-0.02"
+    assert specs.run_label("simpo", "wd1", {"floor": -0.02, "negative_mass": 2.0}) == "simpo-wd1:negative_mass=2"
+    assert [a.label for a in STUDIES["negative-weights"].arms] == [  # the labels docs/results.md shows
+        "simpo-linear", "simpo-signed_linear:floor=-0.02", "simpo-exp", "simpo-wd1"]
+    for seed, floor in ((0, "-inf"), (1, -0.02)):
+        _fake_run(path := tmp_path / "runs" / f"s{seed}", "Foo-v0", "simpo", "exp", seed, 10.0)
+        _set(path, agent_floor=floor)
+    data = json.loads((aggregate(tmp_path / "runs", tmp_path / "res", reps=20) / "results.json").read_text())
+    assert list(data["per_task"]["Foo-v0"]) == ["simpo-exp"] and data["per_task"]["Foo-v0"]["simpo-exp"]["seeds"] == [0, 1]
+
+
+def test_a_diverged_run_is_marked_and_the_study_goes_on(tmp_path, tiny_study, monkeypatch, capsys):
+    """NonFiniteError in one seed: that seed is marked diverged.txt (and not resumed), the others train on, the report
+    lists it. Seeds trained together stop together: each is trained again alone, so only the diverging one is marked."""
+    import simpo.study.runner as runner
+    from simpo.guard import NonFiniteError
+
+    calls = []
+
+    def fake_train(config, resume=False):
+        seeds = config.seeds or (config.seed,)
+        calls.append((config.algo, seeds, resume))
+        dirs = [config.run_dir / f"seed{k}" for k in seeds] if config.seeds else [config.run_dir]
+        for k, d in zip(seeds, dirs):
+            if not resume:
+                _fake_run(d, "simpo:contextual-bandit", config.algo, "square", k, 5.0)
+                (d / "config.json").write_text(json.dumps(to_jsonable(run_config_dict(
+                    dataclasses.replace(config, seed=k, seeds=(), run_dir=d)))))
+            (d / "checkpoints" / "150").mkdir(parents=True, exist_ok=True)
+        if config.algo == "simpo" and 1 in seeds:
+            with open(dirs[seeds.index(1)] / "metrics.csv", "w") as f:
+                f.write("env_step,eval_return_mean,eval_return_single_mean\n100,1.0,0.5\n")
+            raise NonFiniteError("critic_loss was NaN at env step 120 (seed 1); stopped. Last good checkpoint: step 100")
+        for d in dirs:
+            (d / "metrics.csv").write_text("env_step,eval_return_mean,eval_return_single_mean\n300,7.0,3.0\n")
+
+    from simpo.logger import to_jsonable
+    from simpo.train import run_config_dict
+
+    monkeypatch.setattr(runner, "train", fake_train)
+    results = run_study("tiny", tmp_path, progress=False, reps=20)
+    assert calls == [("simpo", (0, 1), False), ("simpo", (0,), True), ("simpo", (1,), True), ("sac", (0, 1), False)]
+    cell = tmp_path / "tiny" / "contextual-bandit" / "simpo-square"
+    assert (cell / "seed1" / "diverged.txt").read_text().startswith("critic_loss was NaN at env step 120 (seed 1)")
+    assert not (cell / "seed0" / "diverged.txt").exists()
+    err = capsys.readouterr().err
+    assert "seed1: diverged (critic_loss was NaN" in err and "1 run diverged: contextual-bandit/simpo-square/seed1" in err
+    text = (results / "results.md").read_text()
+    assert "seed1` diverged (critic_loss was NaN at env step 120 (seed 1); stopped." in text
+    assert "the study does not resume it" in text and "seed1` stopped before its budget" not in text
+    config = cells("tiny", seeds=[1])[0].config
+    assert runner.run_state(cell / "seed1", dataclasses.replace(config, seed=1)) == "diverged"
+    calls.clear()
+    run_study("tiny", tmp_path, progress=False, reps=20)  # nothing left to run: the diverged seed is not resumed
+    assert calls == []

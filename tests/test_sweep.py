@@ -152,3 +152,19 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, expect
     err = capsys.readouterr().err.strip()
     assert err.startswith("simpo sweep: error:") and expected in err and "\n" not in err, err
     assert not (tmp_path / "sweep").exists() and not ray.is_initialized()
+
+
+def test_space_refuses_a_float_range_on_an_int_field_and_reads_1e_4(tmp_path):
+    """uniform/loguniform over an int field would fail every trial on a draw like 12.7: refused up front, pointing
+    to randint. PyYAML reads 1e-4 (no dot) as a string: a bound float() reads is taken as that number."""
+    space = tmp_path / "space.yaml"
+    space.write_text("agent.num_candidates: {uniform: [8, 16]}\n")
+    with pytest.raises(ValueError, match=r"^agent.num_candidates is an int: uniform would draw floats such as 12.7; "
+                                         r"use \{randint: \[low, high\]\}"):
+        plan(SweepConfig(out=tmp_path / "s", base_args=("--env", "Pendulum-v1"), space=space))
+    space.write_text("agent.actor_lr: {loguniform: [1e-4, 1e-3]}\nagent.num_candidates: {randint: [8, 17]}\n")
+    builder, param_space, n = plan(SweepConfig(out=tmp_path / "s", base_args=("--env", "Pendulum-v1"), space=space))
+    lr = param_space["agent.actor_lr"]
+    assert (lr.lower, lr.upper) == (1e-4, 1e-3) and 1e-4 <= lr.sample() <= 1e-3
+    assert builder.config({"agent.actor_lr": lr.sample(), "agent.num_candidates": 12}).agent.num_candidates == 12
+    assert not (tmp_path / "s").exists()

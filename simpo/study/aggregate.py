@@ -5,12 +5,15 @@ label) where the label is `simpo.study.specs.run_label` (``simpo-square``, ``dpm
 every other setting that differs inside such a group (``simpo-exp[num_candidates=8]``, e.g. the trials of a
 hyperparameter sweep): only runs that differ in their seed and bookkeeping (`BOOKKEEPING`) are pooled. A run's score
 is its last evaluation's best-of-N return (`eval_return_mean`, the authors' protocol); the single-sample return
-is reported beside it (SPEC §9).
+is reported beside it (SPEC §9), left empty for a run whose metrics.csv has none (an older run). A run with no score
+(no evaluation yet, no `eval_return_mean`) is listed in results["unscored"] with why, not dropped silently.
 
 Aggregates over tasks (a task = env × reward transform) use rliable (Agarwal et al. 2021): IQM, mean and
-optimality gap with stratified-bootstrap 95% CIs, on scores normalised per task by a reference: the paper-era
+optimality gap with 95% percentile stratified-bootstrap CIs (with fewer than 5 runs these cover less than 95%:
+with 3 runs a per-task CI is the seeds' min–max), on scores normalised per task by a reference: the paper-era
 SAC return at 1M steps (SPEC §8, `SAC_REFERENCE`, score = return / SAC) where known, else min–max over the
-runs being aggregated (score = (return − min) / (max − min)). The table says which one each task used.
+runs being aggregated (score = (return − min) / (max − min)). The table says which one each task used. A label's
+aggregate is over the tasks it has: `aggregate["tasks_missing"]` names those it lacks against the other labels.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from simpo import provenance
+from simpo.agents.simpo_config import SCHEME_FIELDS
 from simpo.logger import read_config, to_jsonable
 from simpo.plot import load_run
 from simpo.study.specs import run_label
@@ -38,6 +42,7 @@ PAPER_SIMPO = {"HalfCheetah-v5": 13900.0, "Hopper-v5": 3000.0, "Ant-v5": 5980.0,
 BOOKKEEPING = frozenset({"seed", "seeds", "seed_batching", "run_dir", "overwrite", "progress", "track",
                          "wandb_project", "keep_checkpoints", "log_interval", "eval_interval", "debug_nans"})
 TASK_FIELDS = frozenset({"env", "reward_transform"})  # what makes a task: differ between tasks by definition
+DIVERGED_FILE = "diverged.txt"  # written into a run dir by simpo.study.runner when the run stopped with NonFiniteError
 
 
 @dataclass(frozen=True)
@@ -51,12 +56,15 @@ class RunScore:
     """The env step of the last evaluation (the run's budget when finished)."""
     total_steps: int
     ret: float
-    single: float
+    single: float | None
+    """The single-sample return at the same evaluation; None where metrics.csv has none (an older run)."""
     settings: tuple[tuple[str, str], ...] = ()
     """Every non-bookkeeping config field, flattened (``agent.policy.steps``) with its JSON value."""
     code: str = ""
     """The commit(s) the run was trained at, from its provenance.json ("a → b" if resumed under other code;
     "" for a run written before provenance.json existed)."""
+    diverged: str = ""
+    """The NonFiniteError message in the run's diverged.txt ("" if it did not diverge)."""
 
     @property
     def task(self) -> str:
@@ -150,30 +158,56 @@ def cross_task_notes(scores: list[RunScore]) -> list[str]:
 
 
 def drop_repeats(scores: list[RunScore]) -> tuple[list[RunScore], list[dict[str, str]]]:
-    """Keep one run per (task, label, seed), the first by path: a copied or repeated run of a seed is not a new seed.
-    Returns the runs kept and, for each one left out, the run it repeats."""
+    """Keep one run per (task, label, seed): a copied or repeated run of a seed is not a new seed. The copy kept is
+    the one that got furthest: finished (steps >= total_steps) first, then the most env steps, then the first by
+    path. Returns the runs kept (by path) and, for each one left out (by path), the run it repeats."""
     kept: dict = {}
     repeats = []
-    for s in sorted(scores, key=lambda r: str(r.run_dir)):
+    for s in sorted(scores, key=lambda r: (r.steps < r.total_steps, -r.steps, str(r.run_dir))):
         key = (s.env, s.reward_transform, s.label, s.seed)
         if key in kept:
             repeats.append({"run_dir": str(s.run_dir), "repeats": str(kept[key].run_dir)})
         else:
             kept[key] = s
-    return list(kept.values()), repeats
+    return sorted(kept.values(), key=lambda r: str(r.run_dir)), sorted(repeats, key=lambda r: r["run_dir"])
 
 
-def score_run(run_dir: Path) -> RunScore | None:
-    """The run's final scores; None for a run with no evaluation yet."""
+def diverged(run_dir: Path) -> str:
+    """The one-line message of the run's diverged.txt, "" if it has none."""
+    path = Path(run_dir) / DIVERGED_FILE
+    return (path.read_text().strip() or "diverged") if path.is_file() else ""
+
+
+def score_run(run_dir: Path) -> RunScore:
+    """The run's final scores: the last evaluation's best-of-N return and the single-sample return at that step
+    (None if metrics.csv has none there). ValueError saying why for a run with no score (no evaluation yet, no
+    eval_return_mean column); OSError or ValueError for an unreadable config.json."""
     config = read_config(run_dir)
+    steps, returns = load_run(run_dir, "eval_return_mean")
     try:
-        steps, returns = load_run(run_dir, "eval_return_mean")
-        _, single = load_run(run_dir, "eval_return_single_mean")
-    except ValueError:
-        return None
+        single = dict(zip(*load_run(run_dir, "eval_return_single_mean"))).get(steps[-1])
+    except ValueError:  # no such column (a run older than it) or no value in it
+        single = None
+    agent = config.get("agent") or {}  # a scheme parameter another scheme ignores (a floor with exp) changes nothing
+    inert = {f"agent.{f}" for f in SCHEME_FIELDS.values() if f != SCHEME_FIELDS.get(agent.get("weighting"))}
     return RunScore(run_dir, config.get("env", "?"), config.get("reward_transform", "none"), label_of(config),
                     int(config.get("seed", 0)), int(steps[-1]), int(config.get("total_steps", steps[-1])),
-                    float(returns[-1]), float(single[-1]), settings_of(config), _code(run_dir))
+                    float(returns[-1]), None if single is None else float(single),
+                    tuple(kv for kv in settings_of(config) if kv[0] not in inert), _code(run_dir), diverged(run_dir))
+
+
+def score_runs(runs: list[Path]) -> tuple[list[RunScore], list[dict[str, str]]]:
+    """`score_run` of each run, and {run_dir, why} for each run that has no score."""
+    scores, unscored = [], []
+    for run in runs:
+        try:
+            scores.append(score_run(run))
+        except (ValueError, OSError) as err:
+            why = str(err).replace(str(Path(run) / "metrics.csv"), "metrics.csv").split("; columns:")[0]
+            if diverged(run):
+                why = f"diverged before its first evaluation ({diverged(run)}); {why}"
+            unscored.append({"run_dir": str(run), "why": why})
+    return scores, unscored
 
 
 def _code(run_dir: Path) -> str:
@@ -210,7 +244,7 @@ def _metrics(x: np.ndarray) -> np.ndarray:
 
 
 def interval_estimates(matrices: dict[str, np.ndarray], reps: int, seed: int = 0) -> dict[str, dict]:
-    """rliable point estimates and stratified-bootstrap 95% CIs of IQM, mean, optimality gap, per label.
+    """rliable point estimates and 95% percentile stratified-bootstrap CIs of IQM, mean, optimality gap, per label.
     Each matrix is (runs, tasks)."""
     from rliable import library
 
@@ -222,9 +256,10 @@ def interval_estimates(matrices: dict[str, np.ndarray], reps: int, seed: int = 0
                   for i, name in enumerate(("iqm", "mean", "optimality_gap"))} for lab in matrices}
 
 
-def aggregate_scores(scores: list[RunScore], reps: int = 2000) -> dict:
-    """Everything results.json holds: runs, per-task groups (with a per-task IQM CI), per-label aggregates, the runs
-    left out as repeats of a seed (`drop_repeats`) and the settings a label pools across tasks (`cross_task_notes`)."""
+def aggregate_scores(scores: list[RunScore], reps: int = 2000, unscored: list[dict] = ()) -> dict:
+    """Everything results.json holds: runs, per-task groups (with a per-task IQM CI), per-label aggregates (with the
+    tasks a label lacks), the runs left out as repeats of a seed (`drop_repeats`) or with no score (`unscored`, from
+    `score_runs`) and the settings a label pools across tasks (`cross_task_notes`)."""
     scores, repeats = drop_repeats(scores)
     groups = group_runs(scores)
     norms = normalise(groups)
@@ -241,7 +276,7 @@ def aggregate_scores(scores: list[RunScore], reps: int = 2000) -> dict:
             "returns": [r.ret for r in runs], "single_returns": [r.single for r in runs],
             "mean": float(np.mean([r.ret for r in runs])),
             "std": float(np.std([r.ret for r in runs], ddof=1)) if len(runs) > 1 else 0.0,
-            "single_mean": float(np.mean([r.single for r in runs])),
+            "single_mean": _mean([r.single for r in runs if r.single is not None]),
             "iqm": ests[lab]["iqm"],
             "normalised": [(r.ret - offset) / scale for r in runs]} for lab, runs in by_label.items()}
     labels = sorted({lab for g in per_task.values() for lab in g})
@@ -251,14 +286,20 @@ def aggregate_scores(scores: list[RunScore], reps: int = 2000) -> dict:
         n = min(len(c["normalised"]) for c in cols.values())  # rliable needs the same runs per task: the first n seeds
         matrices[lab] = np.array([c["normalised"][:n] for c in cols.values()]).T
         left_out = {task: c["seeds"][n:] for task, c in cols.items() if len(c["seeds"]) > n}
-        shape[lab] = {"tasks": len(cols), "runs_per_task": n, "seeds_left_out": left_out}
+        shape[lab] = {"tasks": len(cols), "runs_per_task": n, "seeds_left_out": left_out,
+                      "tasks_missing": [task for task in per_task if task not in cols]}
     overall = interval_estimates(matrices, reps)
     return {"tasks": tasks, "per_task": per_task,
             "aggregate": {lab: {**shape[lab], **overall[lab]} for lab in labels},
             "runs": [{"run_dir": str(s.run_dir), "task": s.task, "label": s.label, "seed": s.seed, "steps": s.steps,
-                      "total_steps": s.total_steps, "return": s.ret, "single_return": s.single, "code": s.code} for s in scores],
-            "repeats_left_out": repeats, "cross_task_notes": cross_task_notes(scores),
+                      "total_steps": s.total_steps, "return": s.ret, "single_return": s.single, "code": s.code,
+                      "diverged": s.diverged} for s in scores],
+            "repeats_left_out": repeats, "unscored": list(unscored), "cross_task_notes": cross_task_notes(scores),
             "reps": reps, "paper_simpo": PAPER_SIMPO, "sac_reference": SAC_REFERENCE}
+
+
+def _mean(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
 
 
 def aggregate(root: Path, out_dir: Path, reps: int = 2000, title: str | None = None) -> Path:
@@ -273,10 +314,11 @@ def aggregate(root: Path, out_dir: Path, reps: int = 2000, title: str | None = N
     if out_dir.exists() and not out_dir.is_dir():
         raise ValueError(f"{out_dir} exists and is not a directory")
     runs = find_runs(root)
-    scores = distinguish([s for s in map(score_run, runs) if s is not None])
+    scores, unscored = score_runs(runs)
+    scores = distinguish(scores)
     if not scores:
         raise ValueError(f"no run directories with an evaluation (config.json + metrics.csv) under {root}")
-    results = aggregate_scores(scores, reps)
+    results = aggregate_scores(scores, reps, unscored)
     results["root"] = str(root)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_report(results, drop_repeats(scores)[0], out_dir, title or f"results of {root}")

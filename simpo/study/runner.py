@@ -5,7 +5,13 @@ write OUT/bandits/<landscape>/ (a `simpo bandit` run directory). Resume rules, p
 
 - finished (metrics.csv reached the run's total_steps): skipped;
 - has a checkpoint: continued exactly with `train(config, resume=True)` (config read from the run);
+- diverged (stopped with `NonFiniteError`, marked by diverged.txt): skipped, as resume is exact and would diverge
+  again at the same step; the report lists it, and `overwrite` restarts it;
 - anything else (empty, or stopped before its first checkpoint): restarted from scratch.
+
+A run that diverges is marked (diverged.txt: the error's one line), said on stderr, and the study goes on with the
+other runs. Seeds trained together in one process stop together; each is then trained again on its own (resumed
+from its last checkpoint), so only the seeds that diverge alone are marked.
 
 A run directory whose saved config differs from the cell's (another budget, say) is refused before anything
 runs, unless `overwrite` (then every run of the study starts afresh).
@@ -17,8 +23,10 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from simpo.guard import NonFiniteError
 from simpo.logger import read_config, to_jsonable
 from simpo.plot import load_run
+from simpo.study.aggregate import DIVERGED_FILE
 from simpo.study.specs import Cell, check_budget_seeds, check_envs, cells, get_study
 from simpo.train import TrainConfig, check_run_dir, run_config_dict, train
 
@@ -63,11 +71,14 @@ def config_difference(run_dir: Path, config: TrainConfig) -> str | None:
 
 
 def run_state(run_dir: Path, config: TrainConfig) -> str:
-    """"done", "resume", "fresh" or "conflict" (a run of another config) for the seed run in `run_dir`."""
+    """"done", "resume", "fresh", "diverged" (marked by diverged.txt: not to resume) or "conflict" (a run of another
+    config) for the seed run in `run_dir`."""
     if not run_dir.is_dir() or not any(run_dir.iterdir()):
         return "fresh"
     if config_difference(run_dir, config) is not None:
         return "conflict"
+    if (run_dir / DIVERGED_FILE).is_file():
+        return "diverged"
     try:
         steps, _ = load_run(run_dir)
         if steps.max() >= config.total_steps:
@@ -83,23 +94,44 @@ def _say(text: str) -> None:
 
 
 def _train_cell(config: TrainConfig, cell_dir: Path, seeds: tuple[int, ...], states: dict[int, str],
-                progress: bool = True) -> None:
+                progress: bool = True) -> list[int]:
     """Train every seed of one cell into cell_dir/seed{K}/: all in one process (`TrainConfig.seeds`)
-    when none has started, else seed by seed (finished ones skipped, started ones resumed)."""
+    when none has started, else seed by seed (finished and diverged ones skipped, started ones resumed). Returns
+    the seeds that diverged (`NonFiniteError`), each marked with diverged.txt; the other seeds go on. Seeds trained
+    together stop together: then each is trained again on its own from its last checkpoint."""
+    one = {k: dataclasses.replace(config, seed=k, run_dir=cell_dir / f"seed{k}", progress=progress, overwrite=True)
+           for k in seeds}
     if len(seeds) > 1 and all(states[k] == "fresh" for k in seeds):
-        train(dataclasses.replace(config, seeds=tuple(seeds), run_dir=cell_dir, progress=progress, overwrite=True))
-        return
+        try:
+            train(dataclasses.replace(config, seeds=tuple(seeds), run_dir=cell_dir, progress=progress, overwrite=True))
+            return []
+        except NonFiniteError as err:
+            _say(f"{cell_dir}: {_line(err)}; its {len(seeds)} seeds trained together stopped with it: each is "
+                 "trained again on its own, from its last checkpoint")
+            states = {k: run_state(one[k].run_dir, one[k]) for k in seeds}
+    diverged = []
     for k in seeds:
-        run = dataclasses.replace(config, seed=k, run_dir=cell_dir / f"seed{k}", progress=progress, overwrite=True)
-        if states[k] == "done":
+        run = one[k]
+        if states[k] in ("done", "diverged"):
             continue
-        if states[k] == "resume":
-            from simpo.evaluation import read_run_config
+        try:
+            if states[k] == "resume":
+                from simpo.evaluation import read_run_config
 
-            saved = read_run_config(run.run_dir)
-            train(dataclasses.replace(saved, run_dir=run.run_dir, progress=progress), resume=True)
-        else:
-            train(run)
+                saved = read_run_config(run.run_dir)
+                train(dataclasses.replace(saved, run_dir=run.run_dir, progress=progress), resume=True)
+            else:
+                train(run)
+        except NonFiniteError as err:
+            run.run_dir.mkdir(parents=True, exist_ok=True)
+            (run.run_dir / DIVERGED_FILE).write_text(_line(err) + "\n")
+            _say(f"{run.run_dir}: diverged ({_line(err)}); marked in {DIVERGED_FILE}, not resumed; the study goes on")
+            diverged.append(k)
+    return diverged
+
+
+def _line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def plan(name: str, out: Path, budget: int | None = None, seeds=None, preset: str | None = None,
@@ -144,12 +176,18 @@ def run_study(name: str, out: str | Path = "runs/study", budget: int | None = No
     rows = plan(name, out, budget, seeds, preset, overwrite, envs, arms)
     runs = sum(len(states) for _, _, states in rows)
     done = sum(s == "done" for _, _, states in rows for s in states.values())
+    before = sum(s == "diverged" for _, _, states in rows for s in states.values())
     _say(f"study {name}: {len(rows)} cells × {len(rows[0][0].seeds)} seeds × {rows[0][0].config.total_steps} env "
-         f"steps ({rows[0][0].config.preset} preset) into {out / name}; {done}/{runs} runs already done")
+         f"steps ({rows[0][0].config.preset} preset) into {out / name}; {done}/{runs} runs already done"
+         + (f", {before} diverged before (not resumed; --overwrite restarts them)" if before else ""))
+    diverged = []
     for i, (cell, cell_dir, states) in enumerate(rows, 1):
         todo = ", ".join(f"seed{k}: {s}" for k, s in states.items())
         _say(f"[{i}/{len(rows)}] {cell.name} ({todo})")
-        _train_cell(cell.config, cell_dir, cell.seeds, states, progress)
+        diverged += [f"{cell.name}/seed{k}" for k in _train_cell(cell.config, cell_dir, cell.seeds, states, progress)]
+    if diverged:
+        _say(f"study {name}: {len(diverged)} run{'s' * (len(diverged) != 1)} diverged: {', '.join(diverged)} "
+             "(each has a diverged.txt; the report's notes list them)")
     from simpo.study.aggregate import aggregate
 
     return aggregate(out / name, out / name / "results", reps=reps, title=f"study {name}")

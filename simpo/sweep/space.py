@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import re
+import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,8 +79,26 @@ def read_space(path: Path) -> dict[str, Any]:
     return {str(k): ({"grid": v} if isinstance(v, list) else v) for k, v in data.items()}
 
 
+def _number(value: Any) -> Any:
+    """A uniform/loguniform bound as a number where float() reads it: PyYAML reads ``1e-4`` (no dot) as a string."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _scalar_type(hint: Any) -> Any:
+    """``int | None`` -> int; any other hint as it is."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    return args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1 else hint
+
+
 def check_spec(name: str, spec: Any) -> list:
-    """The values to validate for one entry: grid/choice members, a distribution's bounds, or the scalar."""
+    """The values to validate for one entry: grid/choice members, a distribution's bounds, or the scalar. A
+    uniform/loguniform range must be over a float field (it draws 12.7 for an int one: randint draws ints); its
+    bounds may be strings that float() reads (``1e-4`` from YAML)."""
     if not isinstance(spec, dict):
         return [spec]
     if len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
@@ -89,8 +109,16 @@ def check_spec(name: str, spec: Any) -> list:
         raise ValueError(f"{name}: {kind} needs a non-empty list, got {args!r}")
     if kind in ("grid", "choice"):
         return args
-    if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args) \
-            or not args[0] < args[1] or (kind == "loguniform" and args[0] <= 0):
+    field = _scalar_type(config_fields().get(name, float))
+    if kind in ("uniform", "loguniform") and field is not float:
+        if field is int:
+            raise ValueError(f"{name} is an int: {kind} would draw floats such as 12.7; use {{randint: [low, high]}} "
+                             "(high excluded) or {choice: [...]}")
+        raise ValueError(f"{name} is not a float field: {kind} draws floats; use {{grid: [...]}} or {{choice: [...]}}")
+    if kind != "randint":
+        args = [_number(a) for a in args]
+    if len(args) != 2 or not all(isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a)
+                                 for a in args) or not args[0] < args[1] or (kind == "loguniform" and args[0] <= 0):
         raise ValueError(f"{name}: {kind} needs [low, high] numbers with low < high (> 0 for loguniform), got {args}")
     return [args[0], args[1] - 1] if kind == "randint" else args
 
@@ -101,8 +129,9 @@ def tune_domain(spec: Any):
     if not isinstance(spec, dict):
         return spec
     (kind, args), = spec.items()
-    return {"grid": tune.grid_search, "choice": tune.choice}[kind](args) if kind in ("grid", "choice") \
-        else getattr(tune, kind)(*args)
+    if kind in ("grid", "choice"):
+        return {"grid": tune.grid_search, "choice": tune.choice}[kind](args)
+    return getattr(tune, kind)(*(args if kind == "randint" else map(_number, args)))
 
 
 def flag_tokens(name: str, value: Any, fields: dict[str, Any]) -> list[str]:
