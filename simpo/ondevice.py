@@ -14,10 +14,14 @@ training metrics of the last update to TensorBoard, checkpoints, the progress ba
 
 Semantics kept from simpo.train: warm-up steps act uniformly and do not update (E steps at a time, so with
 `warmup_steps` not a multiple of E the warm-up ends at the next multiple: 5,120 for 5,000 and E = 256); updates start
-once the buffer holds a batch; the buffer stores `terminated`, not `done`, and truncations bootstrap from the true final observation
-(SPEC §9); every random draw is `fold_in(key, iteration)`; the NaN guard is a device flag (the update's metrics and
-sampled rewards, plus the actions, env rewards and observations) read once per chunk. The reward transform is
-applied on device (simpo.playground.jax_reward_transform); evaluation reports the env's own reward.
+once the buffer holds a batch (both rules: `TrainConfig.first_update_step`, also read by `simpo train`'s "no
+update ran" warning); the buffer stores `terminated`, not `done`, and truncations bootstrap from the true final
+observation (SPEC §9); every random draw is `fold_in(key, iteration)`; the NaN guard is a device flag (the
+update's metrics and sampled rewards, plus the actions, env rewards and observations) read once per chunk; the
+guard that tripped first is reported, and a failure in the env loop is placed in the E env steps of its iteration.
+The reward transform is applied on device (simpo.playground.jax_reward_transform); evaluation reports the env's
+own reward. An eval or checkpoint interval at or past total_steps fires at the end only, so it need not be a
+multiple of E.
 
 Not (yet) supported here: `--resume`, and `simpo eval` of a playground run (both need a host-side env).
 `--log-interval` is not used: the training metrics of a chunk's last update go to TensorBoard once per chunk.
@@ -55,6 +59,7 @@ class OnDeviceResult(NamedTuple):
     state: Any  # the final agent state
     buffer: ReplayBuffer
     chunk_traces: int  # how often the chunk function was traced (once per distinct chunk length)
+    updates: int  # agent updates run
 
 
 class Carry(NamedTuple):
@@ -69,21 +74,41 @@ class Carry(NamedTuple):
     env_guard: Guard  # non-finite actions, observations, rewards
 
 
-def _env_problem(guard: Guard) -> str | None:
-    """None if every action, observation and env reward so far was finite, else which one was not, and when."""
+def _env_problem(guard: Guard, n_envs: int) -> str | None:
+    """None if every action, observation and env reward so far was finite, else which one was not, and when: the
+    guard holds the end step N of the iteration, whose E envs took env steps N − E + 1 to N."""
     if bool(guard.healthy):
         return None
     bad = [n for n, b in zip([*ENV_CHECKS, "reward"], np.asarray(guard.first_bad)) if b]
-    return f"non-finite {', '.join(bad)} from the env loop at env step {int(guard.first_bad_step)}"
+    end = int(guard.first_bad_step)
+    when = f"at env step {end}" if n_envs == 1 else \
+        f"in env steps {end - n_envs + 1}-{end} (one step of the {n_envs} envs)"
+    return f"non-finite {', '.join(bad)} from the env loop {when}"
+
+
+def _first_problem(carry: Carry, metric_names: list[str], n_envs: int) -> str | None:
+    """None if both guards are healthy, else the problem of the one that tripped first, as the host loop names the
+    update quantity that went non-finite before the action it made non-finite. Both guards hold the end step of
+    their iteration; on a tie the env loop's comes first, since an iteration acts and steps its envs before it
+    updates (so its updates may have sampled the env's non-finite rows, and the host loop stops before them)."""
+    env, update = carry.env_guard, carry.guard
+    if not bool(update.healthy) and (bool(env.healthy) or int(update.first_bad_step) < int(env.first_bad_step)):
+        return guard_problem(update, metric_names)
+    return _env_problem(env, n_envs)
 
 
 def _validate(config: TrainConfig) -> None:
     if config.seeds:
         raise ValueError("--seeds is not supported with playground: envs yet; train one --seed per run")
-    e = config.ondevice.num_envs
-    for name in ("total_steps", "eval_interval", "checkpoint_interval"):
-        if getattr(config, name) % e:
-            raise ValueError(f"{name} ({getattr(config, name)}) must be a multiple of ondevice.num_envs ({e})")
+    e, total = config.ondevice.num_envs, config.total_steps
+    if total % e:
+        raise ValueError(f"total_steps ({total}) must be a multiple of ondevice.num_envs ({e}); "
+                         f"change --total-steps or --ondevice.num-envs")
+    for name in ("eval_interval", "checkpoint_interval"):  # one at or past the end fires at the end only
+        value = getattr(config, name)
+        if value < total and value % e:
+            raise ValueError(f"{name} ({value}) must be a multiple of ondevice.num_envs ({e}) or at least "
+                             f"total_steps ({total}); change --{name.replace('_', '-')} or --ondevice.num-envs")
 
 
 def _boundaries(config: TrainConfig) -> list[int]:
@@ -105,10 +130,14 @@ class Loop(NamedTuple):
     traces: list[int]  # [how often `chunk` was traced]
 
 
-def build_loop(config: TrainConfig) -> Loop:
-    """Validate `config`, load the env and build the agent, its initial carry and the jitted chunk and evaluation."""
+def build_loop(config: TrainConfig, env: Any = None) -> Loop:
+    """Validate `config`, load the env and build the agent, its initial carry and the jitted chunk and evaluation.
+    `env`, if given, is used instead of loading `config.env`: anything with a Playground env's `reset(key)`,
+    `step(state, action)` (states with `obs`, `reward`, `done`), `observation_size` and `action_size` (the tests'
+    mock env; then set `max_episode_steps`)."""
     _validate(config)
-    env = load_env(config.env, config.ondevice.impl)  # validates the name (and that Playground is installed)
+    if env is None:
+        env = load_env(config.env, config.ondevice.impl)  # validates the name (and that Playground is installed)
     transform = jax_reward_transform(config.reward_transform)
     episode_length = config.max_episode_steps or default_episode_length(config.env)
     n_envs = config.ondevice.num_envs
@@ -146,7 +175,7 @@ def build_loop(config: TrainConfig) -> Loop:
             state, metrics, batch = sampled_update(state, buffer, jax.random.fold_in(k_update, i * n_updates + j))
             return (state, metrics, _guard(guard, metrics, batch, env_step)), None
 
-        ready = (step0 >= config.warmup_steps) & (jnp.minimum(env_step, capacity) >= config.batch_size)
+        ready = env_step > config.first_update_step  # warmed up, and the buffer holds a batch
         state, metrics, guard = jax.lax.cond(
             ready, lambda a: jax.lax.scan(update, a, jnp.arange(n_updates))[0], lambda a: a,
             (c.state, c.metrics, c.guard))
@@ -177,11 +206,12 @@ def build_loop(config: TrainConfig) -> Loop:
 
 
 @at_matmul_precision
-def train_on_device(config: TrainConfig) -> OnDeviceResult:
-    """Train one agent on a `playground:NAME` env with the whole loop on device; same run directory as `train`."""
+def train_on_device(config: TrainConfig, env: Any = None) -> OnDeviceResult:
+    """Train one agent on a `playground:NAME` env with the whole loop on device; same run directory as `train`.
+    `env`: as in `build_loop`."""
     if config.debug_nans:
         jax.config.update("jax_debug_nans", True)
-    loop = build_loop(config)
+    loop = build_loop(config, env)
     carry, n_envs = loop.carry, config.ondevice.num_envs
     k_best, k_single, k_eval_env = loop.eval_keys
     run_dir = prepare_run_dir(config)
@@ -191,7 +221,7 @@ def train_on_device(config: TrainConfig) -> OnDeviceResult:
     checkpointer = Checkpointer(run_dir, max_to_keep=config.keep_checkpoints)
 
     def check(carry: Carry) -> None:
-        problem = _env_problem(carry.env_guard) or guard_problem(carry.guard, loop.metric_names)
+        problem = _first_problem(carry, loop.metric_names, n_envs)
         if problem:
             raise NonFiniteError(f"{problem}; stopped. Last good checkpoint: step {checkpointer.latest_step()} "
                                  f"in {run_dir}")
@@ -231,5 +261,5 @@ def train_on_device(config: TrainConfig) -> OnDeviceResult:
     finally:
         checkpointer.close()
         logger.close()
-    return OnDeviceResult(run_dir, carry.state, carry.buffer, loop.traces[0])
+    return OnDeviceResult(run_dir, carry.state, carry.buffer, loop.traces[0], int(carry.updates))
 

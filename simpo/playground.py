@@ -41,7 +41,7 @@ class OnDeviceConfig:
 
     num_envs: int = 1
     """E envs stepped in batch: one scan iteration is E env steps. 1 suits a CPU; use hundreds on a GPU. Must
-    divide total_steps, eval_interval and checkpoint_interval."""
+    divide total_steps, and eval_interval and checkpoint_interval where they are below total_steps."""
     updates_per_iteration: int = 0
     """Agent updates per scan iteration; 0 means num_envs x updates_per_step (the host loop's ratio)."""
     impl: Literal["auto", "jax", "warp"] = "auto"
@@ -97,6 +97,18 @@ def load_env(env_id: str, impl: str = "auto"):
     if impl == "auto" and not _has_warp():
         impl = "jax"  # Playground's default would fail without warp-lang (the GPU image lacks it)
     return suite.load(name, config_overrides={} if impl == "auto" else {"impl": impl})
+
+
+def first_update_step(warmup_steps: int, batch_size: int, num_envs: int) -> int:
+    """The on-device loop's first update as `TrainConfig.first_update_step` counts it: the last (0-based) env step
+    of the first scan iteration i that updates, (i+1)·E − 1, so that its updates follow env step
+    first_update_step + 1 as in the host loop. That iteration is the first whose E steps all come after the warm-up
+    (i·E >= warmup_steps) and after which the buffer holds a batch ((i+1)·E >= batch_size); the buffer's capacity,
+    min(buffer_size, total_steps), is below batch_size only where total_steps is, and then so is every iteration's
+    end. With E = 1 this is the host loop's max(warmup_steps, batch_size − 1)."""
+    e = num_envs
+    first = max(-(-warmup_steps // e), -(-batch_size // e) - 1)  # ceil(warmup / E), ceil(batch / E) − 1
+    return (first + 1) * e - 1
 
 
 def default_episode_length(env_id: str) -> int:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from simpo.agents.sac import SAC, SACConfig
 from simpo.agents.simpo_agent import SiMPO, SiMPOConfig
-from simpo.playground import OnDeviceConfig
+from simpo.playground import OnDeviceConfig, first_update_step
 from simpo.presets import agent_config
 from simpo.transforms import REWARD_TRANSFORMS
 
@@ -93,7 +93,11 @@ class TrainConfig:
 
     @property
     def first_update_step(self) -> int:
-        """The env step (0-based) of `train`'s first update: the warm-up is over and the buffer holds a batch."""
+        """The env step (0-based) of the first update: the warm-up is over and the buffer holds a batch. On device
+        (playground:NAME) E envs step at a time, and the warm-up ends at a multiple of E (simpo.playground's
+        first_update_step, which the on-device loop uses too)."""
+        if self.env.startswith("playground:"):
+            return first_update_step(self.warmup_steps, self.batch_size, self.ondevice.num_envs)
         return max(self.warmup_steps, self.batch_size - 1)
 
     @property
