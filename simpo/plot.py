@@ -187,15 +187,16 @@ def band_label(count: np.ndarray) -> str:
     """What a group's band is, from how many runs have data at each step (`count`): the one kind of band where there
     is one, else each kind with the run counts it holds for (steps where some runs have ended). Where the bootstrap
     CI comes from fewer than 5 runs, it says that it covers less than 95% (and is the min–max at 3 runs)."""
-    few = ["covers < 95% with < 5 runs"] * bool(((count >= 3) & (count < 5)).any()) + ["= min–max at 3"] * bool(
-        (count == 3).any())
+    caveat = ", ".join([*(["covers < 95% with < 5 runs"] if ((count >= 3) & (count < 5)).any() else []),
+                        *(["= min–max at 3"] if (count == 3).any() else [])])
     kinds = [(name, cond) for name, cond, present in (
         ("95% percentile-bootstrap CI", "≥3 runs", (count >= 3).any()), ("min–max", "2", (count == 2).any()),
         ("no band", "1", (count == 1).any())) if present]
-    if len(kinds) == 1:
-        return kinds[0][0] + (f" ({', '.join(few)})" if few and kinds[0][1] == "≥3 runs" else "")
-    return ", ".join(f"{name} ({'; '.join([cond, ', '.join(few)] if few and cond == '≥3 runs' else [cond])})"
-                     for name, cond in kinds)
+    parts = []
+    for name, cond in kinds:
+        notes = ([cond] if len(kinds) > 1 else []) + ([caveat] if caveat and cond == "≥3 runs" else [])
+        parts.append(name + (f" ({'; '.join(notes)})" if notes else ""))
+    return ", ".join(parts)
 
 
 # ---------------------------------------------------------------------------------------- plotting
