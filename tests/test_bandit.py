@@ -224,3 +224,13 @@ def test_run_study_bad_config(tmp_path, changes, match):
     with pytest.raises(ValueError, match=match):
         run_study(cfg, progress=False)
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("epochs, snapshots, expected", [
+    (6, 20, (1, 2, 3, 4, 5, 6)), (19, 20, tuple(range(1, 20))), (200, 20, tuple(range(10, 201, 10))), (7, 2, (4, 7)),
+    (5, 0, ())])
+def test_snapshots_are_spread_over_the_epochs_and_end_at_the_last(epochs, snapshots, expected):
+    from simpo.bandit.run import prepare
+
+    plan = prepare(BROAD.reward_fn, 1, "exp", epochs=epochs, max_reward=1.0, snapshots=snapshots)
+    assert plan.static.snapshot_epochs == expected

@@ -1,9 +1,10 @@
-"""The held-out bandit landscapes of the weighting advisor (docs/advisor.md): three sets, each designed and
+"""The held-out bandit landscapes of the weighting advisor (docs/advisor.md): four sets, each designed and
 committed before any run on it, to validate one rule; none is the paper's.
 
 The **first set** was designed after the advisor's rule was fixed, before any run on them, as two
 flat-topped/steep-topped pairs in the paper's sense (SPEC §7: square should win the flat ones, linear the steep
-ones), and not used to choose any rule or parameter.
+ones), and not used to choose that rule (`auto`) or its parameters. It is not held out for `auto_exp`, which was
+later read off the first two sets (below).
 
 - ``plateau`` (1-D, flat top) and ``cusp`` (1-D, steep top: a Laplace peak, no flat part anywhere);
 - ``mesa`` (2-D, flat top) and ``needle`` (2-D, ``sharp``'s hill-plus-spike in two dimensions).

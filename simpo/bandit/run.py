@@ -209,8 +209,8 @@ def prepare(
         cfg[name] = _positive_int(name, cfg[name])
     cfg["pretrain_steps"] = _positive_int("pretrain_steps", cfg["pretrain_steps"], 0)
     cfg["snapshots"] = _positive_int("snapshots", cfg["snapshots"], 0)
-    snapshot_epochs = tuple(sorted({max(1, round(epochs * (i + 1) / cfg["snapshots"]))
-                                    for i in range(min(cfg["snapshots"], epochs))}))
+    count = min(cfg["snapshots"], epochs)  # evenly spread, the last at the final epoch
+    snapshot_epochs = tuple(sorted({max(1, round(epochs * (i + 1) / count)) for i in range(count)}))
     for name in ("lr", "pretrain_lr", "temperature_lr"):
         cfg[name] = _float(name, cfg[name], lambda x: 0 < x < math.inf, " > 0")
     cfg["jitter"] = _float("jitter", cfg["jitter"], lambda x: 0 <= x < math.inf, " >= 0")
