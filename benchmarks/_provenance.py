@@ -14,6 +14,9 @@ import jax
 from simpo.provenance import commit, cpu
 
 
+_REPO = Path(__file__).resolve().parent.parent  # an untracked file anywhere in it (a new benchmark) is a change
+
+
 def provenance() -> str:
     """A Markdown block: command, commit, date, machine and JAX backend."""
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
@@ -21,10 +24,10 @@ def provenance() -> str:
     return "\n".join(
         [
             f"- command: `{command}`",
-            f"- commit: `{commit() or 'unknown'}`",
+            f"- commit: `{commit(_REPO) or 'unknown'}`",
             f"- date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
             f"- machine: {cpu()}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}",
-            f"- JAX {jax.__version__}, devices: {devices}",
+            f"- JAX {jax.__version__}, devices: {devices}; XLA_FLAGS: `{os.environ.get('XLA_FLAGS', '')}`",
         ]
     )
 

@@ -291,7 +291,7 @@ def report(args, source, load_start, load_end, ours_info, theirs_info, times) ->
         for r, (mine, their, same) in enumerate(rounds, 1):
             lines.append(f"| {label} | {r} | {mine * 1e3:.1f} | {their * 1e3:.1f} | {mine / their:.3f} "
                          f"| {same * 1e3:.1f} | {mine / same:.3f} |")
-    lines += ["", "Overall (median over the rounds):", "",
+    lines += ["", "Overall (each side's median over the rounds; ratio = median(ours) / median(theirs)):", "",
               "| update | ours ms | theirs ms | ours / theirs | theirs, same flag, ms | ours / that |",
               "|---|---:|---:|---:|---:|---:|"]
     for label, rounds in times.items():

@@ -5,7 +5,7 @@ along the ensemble axis, `nn.vmap(in_axes=0)`) against the layout before (`in_ax
 
 Both layouts are built in one process (the old one as a subclass here), for SAC and SiMPO `fast` / `paper` at
 HalfCheetah-v5 dims, batch 256 (benchmarks/speed.py's `setup`), and timed in interleaved rounds; a round reports the
-median of its calls. Also printed: the largest difference between the two updates' outputs.
+mean of its calls (benchmarks/speed.py's `timed`), the table the median over rounds. Also printed: the largest difference between the two updates' outputs.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def main() -> None:
             lines.append(f"| {name} | {diff:.2e} | {r + 1} | {t[before]:.2f} | {t[now]:.2f} | {ratios[-1]:.3f} |")
             print(lines[-1], file=sys.stderr, flush=True)
         lines.append(f"| {name} | | median | | | **{np.median(ratios):.3f}** |")
-    lines += ["", f"{args.rounds} rounds per update, each the median of {', '.join(f'{v} ({k})' for k, v in REPEATS.items())} "
+    lines += ["", f"{args.rounds} rounds per update, each the mean of {', '.join(f'{v} ({k})' for k, v in REPEATS.items())} "
               "timed calls per layout after one warm-up call; the two layouts alternate within a round."]
     write_report(lines, args.out)
 

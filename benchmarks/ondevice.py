@@ -92,19 +92,19 @@ def main() -> None:
                         help="as simpo train's --matmul-precision")
     args = parser.parse_args()
 
-    rows = []
+    rows, prov = [], provenance()  # taken before the runs: their code and start time
     for name in args.configs:  # the report is rewritten after each config, so a cut-off run keeps what it measured
         with jax.default_matmul_precision(args.matmul_precision):  # as train_on_device runs it
             rows.append(measure(name, args))
-        write_report(report(rows, args), args.out)
+        write_report(report(rows, args, prov), args.out)
 
 
-def report(rows: list[dict], args) -> list[str]:
+def report(rows: list[dict], args, prov: str) -> list[str]:
     on_gpu = jax.default_backend() == "gpu"
     lines = [
         "# On-device loop (MuJoCo Playground / MJX): env steps/s, updates/s, projected wall-clock",
         "",
-        provenance(),
+        prov,
         "",
         f"Env `{args.env}` (MJX impl `{args.impl}`, matmul precision `{args.matmul_precision}`), E = "
         f"{args.num_envs} envs per scan iteration, U updates per "

@@ -36,6 +36,11 @@ from simpo.temperature import update_temperature  # noqa: E402
 from simpo.train import default_config  # noqa: E402
 
 
+ACTOR_SIDE = ("Stage 1: N candidates from π_old", "Stage 1: scoring candidates (Q)", "Stage 1: weights",
+              "Stage 2: matching loss, grad, Adam")
+"""The stages that run on one update in `actor_interval` only (the temperature step too: in the small last row)."""
+
+
 def stages(s: dict) -> dict[str, tuple]:
     """{stage: (jitted fn, args)}; each stage takes the previous stages' outputs as inputs, as in `update`."""
     agent, state, batch, key = s["agent"], s["state"], s["batch"], s["key"]
@@ -145,6 +150,7 @@ def main() -> None:
             times["fused update"].append(timed(run, reps) / k)
         med = {name: float(np.median(t)) for name, t in times.items()}
         fused, total = med.pop("fused update"), sum(med.values())
+        per_update = sum(ms / (k if name in ACTOR_SIDE else 1) for name, ms in med.items())  # the work of one update
         lines += [f"## `{preset}` preset", "", "| stage | ms | share of the stages' sum | GFLOP | GFLOP/s |",
                   "|---|---:|---:|---:|---:|"]
         for name, ms in med.items():
@@ -153,6 +159,10 @@ def main() -> None:
             lines.append(f"| {name} | {ms * 1e3:.2f} | {ms / total:.0%} | {flops / 1e9:.3f} | {flops / ms / 1e9:.0f} |")
         lines += [f"| **sum of the stages** | {total * 1e3:.2f} | 100% | | |",
                   f"| **fused update (one jit)** | {fused * 1e3:.2f} | {fused / total:.0%} | | |", ""]
+        if k > 1:
+            lines += [f"Per update, the actor-side rows count 1/{k} (they run on one update in {k}): the stages' sum is "
+                      f"{per_update * 1e3:.2f} ms per update, and the fused update {fused / per_update:.0%} of it; "
+                      "the share column is of the every-update sum above.", ""]
         if k > 1:
             lines += [f"`actor_interval` = {k}: the Stage 1/2 and temperature rows run on every update whose number is a multiple of {k} only; "
                       f"the fused update (and the trace below) is the mean over {k} consecutive updates.", ""]

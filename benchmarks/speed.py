@@ -3,8 +3,9 @@
     python benchmarks/speed.py [--env HalfCheetah-v5] [--repeats 20] [--out docs/benchmarks/speed.md]
 
 All configs are measured in one process, in interleaved rounds (median kept): the jitted update at
-batch 256, one jitted action, one env step and one buffer insert. Their sum is the wall-clock of an
-env step at update-to-data ratio 1. XLA's cost analysis gives the update's FLOPs; divided by the
+batch 256, one jitted action, one env step and one buffer insert. Their sum (of the parts) stands for the
+wall-clock of an env step at update-to-data ratio 1; the training loop's buffer sampling, NaN guard, action
+transfer and Python overhead add to every config and are not in it. XLA's cost analysis gives the update's FLOPs; divided by the
 measured time that is the achieved FLOP/s, printed next to the machine's measured fp32 matmul peak.
 """
 

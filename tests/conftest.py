@@ -11,8 +11,8 @@
   `JAX_COMPILATION_CACHE_DIR` is used as it is.
 - XLA compiles at backend optimisation level 0 (`XLA_FLAGS=--xla_backend_optimization_level=0`, for every process
   the tests start) unless `XLA_FLAGS` already sets a level. The tests' tiny configs spend their time compiling, not
-  running: LLVM's optimisation passes took more time than they saved (the whole suite, back to back on the 2-core
-  Xeon, 2026-12-06, 610 tests: 696 s at XLA's default level 2, 572 s at level 0). What the tests check (equalities between two runs, bounds, learning
+  running: LLVM's optimisation passes took more time than they saved (the whole suite, back to back on a 2-core
+  AMD EPYC, 2026-12-06, 610 tests: 696 s at XLA's default level 2, 572 s at level 0). What the tests check (equalities between two runs, bounds, learning
   on tiny tasks) holds at any level; a level changes float rounding at most, and no test compares against a run
   compiled at another level. Training and benchmarks are not affected: they never load this file.
 """
