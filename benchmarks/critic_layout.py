@@ -70,7 +70,8 @@ def main() -> None:
                    if jnp.issubdtype(x.dtype, jnp.floating))
         ratios = []
         for r in range(args.rounds):
-            t = {side: timed(built[side, name][1], REPEATS[name]) / built[side, name][0] * 1e3 for side in (before, now)}
+            t = {side: timed(built[side, name][1], REPEATS[name]) / built[side, name][0] * 1e3  # ABBA: who goes first
+                 for side in ((before, now) if r % 2 == 0 else (now, before))}
             ratios.append(t[now] / t[before])
             lines.append(f"| {name} | {diff:.2e} | {r + 1} | {t[before]:.2f} | {t[now]:.2f} | {ratios[-1]:.3f} |")
             print(lines[-1], file=sys.stderr, flush=True)

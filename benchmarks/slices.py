@@ -68,8 +68,9 @@ def main() -> None:
                   "fused update ms per round | median ratio to 0 | Stage 2 alone ms per round | median ratio to 0 |",
                   "|---:|---:|---:|---|---:|---|---:|"]
         fused, alone = {r: [] for r in rows}, {r: [] for r in rows}
-        for _ in range(args.rounds):
-            for r, b in built.items():
+        for i in range(args.rounds):
+            order = list(built.items())
+            for r, b in order[i % len(order):] + order[:i % len(order)]:  # the first in a round rotates
                 fused[r].append(timed(b["run"], REPEATS[preset]) / b["k"] * 1e3)
                 alone[r].append(timed(b["stage2"], REPEATS[preset]) * 1e3)
             print(preset, {r: (round(fused[r][-1], 1), round(alone[r][-1], 1)) for r in rows}, file=sys.stderr, flush=True)
