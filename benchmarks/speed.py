@@ -42,10 +42,9 @@ def timed(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def matmul_peak(n: int | None = None, repeats: int = 10) -> float:
-    """Measured fp32 FLOP/s of an n×n by n×n matmul, jitted; n = 2048 on a CPU, 8192 on a GPU (where 2048² is
-    too short a call to time against its launch overhead)."""
-    n = n or (8192 if jax.default_backend() == "gpu" else 2048)
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """Measured fp32 FLOP/s of an n×n by n×n matmul, jitted (`run` takes 8192 on a GPU: 2048² is too short a call
+    there to time against its launch overhead)."""
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n))
     f = jax.jit(lambda a: a @ a)
     return 2 * n**3 / timed(lambda: f(a), repeats)
@@ -137,21 +136,24 @@ def main() -> None:
 
 def run(args) -> None:
     source = provenance()
-
     setups = {name: setup(name, args.env) for name in CONFIGS}
     rounds: dict[str, list[dict]] = {name: [] for name in CONFIGS}
-    peaks = []
-    for _ in range(args.rounds):
-        peaks.append(matmul_peak())
+    peaks, n = [], 8192 if jax.default_backend() == "gpu" else 2048
+    for done in range(1, args.rounds + 1):  # the report is rewritten after each round: a cut-off run keeps those
+        peaks.append(matmul_peak(n))
         for name, s in setups.items():
             rounds[name].append(measure(s, args.paper_repeats if "paper" in name else args.repeats))
+        write_report(report(args, source, setups, rounds, peaks, n, done), args.out)
+
+
+def report(args, source: str, setups: dict, rounds: dict, peaks: list, n: int, done: int) -> list[str]:
     peak = float(np.median(peaks))
     med = {name: {k: float(np.median([r[k] for r in rs])) for k in rs[0]} for name, rs in rounds.items()}
     step = {name: sum(m.values()) for name, m in med.items()}
 
     lines = [f"# Speed benchmark: {args.env}, batch 256, update-to-data ratio 1", "", source, "",
              f"Matmul precision `{args.matmul_precision}` (a CPU computes both settings in fp32). Measured matmul "
-             f"peak at it (2048², jitted): **{peak / 1e9:.0f} GFLOP/s**.", "",
+             f"peak at it ({n}², jitted): **{peak / 1e9:.0f} GFLOP/s**.", "",
              "| config | update ms | act ms | env step ms | buffer insert ms | ms per env step | "
              "per env step / SAC | update GFLOP | achieved GFLOP/s | fraction of matmul peak |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -161,12 +163,14 @@ def run(args) -> None:
             f"| {name} | {m['update'] * 1e3:.1f} | {m['act'] * 1e3:.2f} | {m['env'] * 1e3:.3f} | "
             f"{m['insert'] * 1e3:.3f} | {step[name] * 1e3:.1f} | {step[name] / step['sac']:.1f}× | "
             f"{flops / 1e9:.2f} | {flops / m['update'] / 1e9:.0f} | {flops / m['update'] / peak:.0%} |")
-    lines += ["", f"Medians over {args.rounds} interleaved rounds; the update is timed over {args.repeats} calls "
+    lines += ["", f"Medians over {done} interleaved round{'s' * (done != 1)}"
+              + (f" (of {args.rounds} asked for: the run is still going, or was cut off)" if done < args.rounds else "")
+              + f"; the update is timed over {args.repeats} calls "
               f"({args.paper_repeats} for `paper`), act, env and insert over 10× as many. FLOPs are XLA's "
               "cost analysis of the compiled update with the samplers' loops unrolled (so every step counts); with "
               "`actor_interval` K > 1 the actor side's FLOPs count 1/K per update (XLA costs the cond as its costlier "
               "branch, the actor side, though it runs on one update in K)."]
-    write_report(lines, args.out)
+    return lines
 
 
 if __name__ == "__main__":
